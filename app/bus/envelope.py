@@ -1,0 +1,51 @@
+"""What travels on the bus: the envelope, who sent it, and the pattern naming its handler."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import StrEnum
+from typing import Generic, TypeVar
+
+import msgspec
+
+P = TypeVar("P")
+
+Pattern = Mapping[str, str]
+"""A NestJS-style message pattern: `{"cmd": "events.submit"}`."""
+
+
+class Role(StrEnum):
+    USER = "USER"
+    MODERATOR = "MODERATOR"
+    ADMIN = "ADMIN"
+
+
+class Principal(msgspec.Struct, frozen=True, kw_only=True):
+    """The authenticated caller, established at the edge and carried with every command."""
+
+    user_id: str
+    organization_id: str
+    role: Role
+    email: str
+
+
+class Envelope(msgspec.Struct, Generic[P], frozen=True, kw_only=True):
+    pattern: str
+    payload: P
+    message_id: str
+    correlation_id: str
+    causation_id: str | None = None
+    principal: Principal | None = None
+    idempotency_key: str | None = None
+    deadline: float | None = None
+    """Absolute wall-clock time (`time.time()`) after which nobody waits for the answer."""
+    attempt: int = 1
+    traceparent: str | None = None
+
+
+def pattern_name(pattern: Pattern) -> str:
+    """`{"cmd": "events.submit"}` -> `"events.submit"`."""
+    name = pattern.get("cmd") if len(pattern) == 1 else None
+    if not isinstance(name, str) or not name:
+        raise ValueError(f'a bus pattern is {{"cmd": "<module>.<verb>"}}, got {dict(pattern)!r}')
+    return name

@@ -1,0 +1,51 @@
+"""Middleware chains.
+
+Send side: `async (envelope, call_next)`. Handle side: `async (context, call_next)`.
+
+The handle-side context carries the envelope plus what the chain opens for the handler (the
+database session of the command's transaction).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+from app.bus.envelope import Envelope
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+M = TypeVar("M")
+
+
+@dataclass(slots=True)
+class Context:
+    envelope: Envelope[Any]
+    read_only: bool
+    session: AsyncSession | None = None
+
+
+SendNext = Callable[[Envelope[Any]], Awaitable[Any]]
+HandleNext = Callable[[Context], Awaitable[Any]]
+
+
+class SendMiddleware(Protocol):
+    async def __call__(self, envelope: Envelope[Any], call_next: SendNext) -> Any: ...
+
+
+class HandleMiddleware(Protocol):
+    async def __call__(self, context: Context, call_next: HandleNext) -> Any: ...
+
+
+def compose(
+    middleware: Sequence[Callable[..., Awaitable[Any]]],
+    endpoint: Callable[[M], Awaitable[Any]],
+) -> Callable[[M], Awaitable[Any]]:
+    """Fold middleware around an endpoint; the first in the list runs first."""
+    call: Callable[[M], Awaitable[Any]] = endpoint
+    for layer in reversed(middleware):
+        call = partial(layer, call_next=call)
+    return call

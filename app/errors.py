@@ -1,0 +1,171 @@
+"""Application errors: a stable `code`, a category, a human message. No HTTP here.
+
+Errors cross the bus as `ErrorData` and are rebuilt on the send side with `AppError.from_data`;
+the gateway maps categories to HTTP statuses in one table.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import ClassVar
+
+import msgspec
+
+
+class Category(StrEnum):
+    INVALID = "invalid"
+    UNAUTHORIZED = "unauthorized"
+    FORBIDDEN = "forbidden"
+    NOT_FOUND = "not_found"
+    CONFLICT = "conflict"
+    TOO_LARGE = "too_large"
+    MISMATCH = "mismatch"
+    RATE_LIMITED = "rate_limited"
+    UNAVAILABLE = "unavailable"
+    TIMEOUT = "timeout"
+    INTERNAL = "internal"
+
+
+class FieldError(msgspec.Struct, frozen=True, kw_only=True):
+    field: str
+    message: str
+
+
+class ErrorData(msgspec.Struct, frozen=True, kw_only=True):
+    """An error as it travels between processes."""
+
+    code: str
+    category: Category
+    message: str
+    errors: tuple[FieldError, ...] = ()
+    retryable: bool = False
+    retry_after: float | None = None
+
+
+class AppError(Exception):
+    category: ClassVar[Category] = Category.INTERNAL
+    default_code: ClassVar[str] = "INTERNAL_ERROR"
+    default_message: ClassVar[str] = "Internal server error"
+    transient: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        code: str | None = None,
+        errors: tuple[FieldError, ...] = (),
+        retry_after: float | None = None,
+    ) -> None:
+        self.message = message or self.default_message
+        self.code = code or self.default_code
+        self.errors = errors
+        self.retry_after = retry_after
+        super().__init__(self.message)
+
+    def to_data(self) -> ErrorData:
+        return ErrorData(
+            code=self.code,
+            category=self.category,
+            message=self.message,
+            errors=self.errors,
+            retryable=self.transient,
+            retry_after=self.retry_after,
+        )
+
+    @staticmethod
+    def from_data(data: ErrorData) -> AppError:
+        cls = _BY_CATEGORY.get(data.category, Internal)
+        return cls(data.message, code=data.code, errors=data.errors, retry_after=data.retry_after)
+
+
+class Invalid(AppError):
+    category = Category.INVALID
+    default_code = "VALIDATION_FAILED"
+    default_message = "Validation failed"
+
+    @classmethod
+    def fields(cls, errors: list[FieldError] | tuple[FieldError, ...]) -> Invalid:
+        """One VALIDATION_FAILED error whose detail sums up every offending field."""
+        if len(errors) == 1:
+            message = errors[0].message
+        else:
+            message = f"Validation failed: {'; '.join(e.message for e in errors)}"
+        return cls(message, errors=tuple(errors))
+
+
+class Unauthorized(AppError):
+    category = Category.UNAUTHORIZED
+    default_code = "UNAUTHORIZED"
+    default_message = "Unauthorized"
+
+
+class Forbidden(AppError):
+    category = Category.FORBIDDEN
+    default_code = "FORBIDDEN"
+    default_message = "Forbidden"
+
+
+class NotFound(AppError):
+    category = Category.NOT_FOUND
+    default_code = "NOT_FOUND"
+    default_message = "Not found"
+
+
+class Conflict(AppError):
+    category = Category.CONFLICT
+    default_code = "CONFLICT"
+    default_message = "Conflict"
+
+
+class TooLarge(AppError):
+    category = Category.TOO_LARGE
+    default_code = "PAYLOAD_TOO_LARGE"
+    default_message = "Request body is too large"
+
+
+class Mismatch(AppError):
+    category = Category.MISMATCH
+    default_code = "UNPROCESSABLE"
+    default_message = "Unprocessable request"
+
+
+class RateLimited(AppError):
+    category = Category.RATE_LIMITED
+    default_code = "RATE_LIMITED"
+    default_message = "Too many requests"
+
+
+class Unavailable(AppError):
+    category = Category.UNAVAILABLE
+    default_code = "SERVICE_UNAVAILABLE"
+    default_message = "Service unavailable"
+    transient = True
+
+
+class Timeout(AppError):
+    category = Category.TIMEOUT
+    default_code = "UPSTREAM_TIMEOUT"
+    default_message = "The service did not answer in time"
+    transient = True
+
+
+class Internal(AppError):
+    category = Category.INTERNAL
+
+
+_BY_CATEGORY: dict[Category, type[AppError]] = {
+    cls.category: cls
+    for cls in (
+        Invalid,
+        Unauthorized,
+        Forbidden,
+        NotFound,
+        Conflict,
+        TooLarge,
+        Mismatch,
+        RateLimited,
+        Unavailable,
+        Timeout,
+        Internal,
+    )
+}

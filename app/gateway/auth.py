@@ -1,0 +1,41 @@
+"""HTTP -> auth commands -> views. Nothing else happens here."""
+
+from __future__ import annotations
+
+from litestar import Controller, get, post
+from litestar.di import NamedDependency
+from litestar.params import JSONBody
+
+from app.bus.bus import Bus
+from app.bus.envelope import Principal
+from app.gateway import policy
+from app.gateway.security import BEARER_SCHEME, authenticated
+from app.modules.auth.contracts import GetMe, LogIn, LoginView, MeView, SignUp, SignUpView
+
+
+class AuthController(Controller):
+    path = "/auth"
+    tags = ["auth"]
+
+    @post("/signup", status_code=201, summary="Create an account", security=[])
+    async def sign_up(self, data: JSONBody[SignUp], bus: NamedDependency[Bus]) -> SignUpView:
+        """Join an organization (`organizationId`) as USER, or found one (`organizationName`)."""
+        view: SignUpView = await bus.send({"cmd": "auth.signup"}, data, policy=policy.AUTH)
+        return view
+
+    @post("/login", status_code=200, summary="Log in", security=[])
+    async def log_in(self, data: JSONBody[LogIn], bus: NamedDependency[Bus]) -> LoginView:
+        view: LoginView = await bus.send({"cmd": "auth.login"}, data, policy=policy.AUTH)
+        return view
+
+    @get(
+        "/me",
+        guards=[authenticated],
+        summary="The current user and organization",
+        security=[{BEARER_SCHEME: []}],
+    )
+    async def me(self, principal: NamedDependency[Principal], bus: NamedDependency[Bus]) -> MeView:
+        view: MeView = await bus.send(
+            {"cmd": "auth.getMe"}, GetMe(), principal=principal, policy=policy.AUTH
+        )
+        return view

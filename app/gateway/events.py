@@ -1,0 +1,167 @@
+"""HTTP -> events commands -> views. Rules live in the events module, not here."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from litestar import Controller, delete, get, patch, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+
+from app.bus.bus import Bus
+from app.bus.envelope import Principal
+from app.gateway import policy
+from app.gateway.security import BEARER_SCHEME, authenticated
+from app.gateway.validation import QUERY_OPT
+from app.modules.events.contracts import (
+    ApproveEvent,
+    CreateEvent,
+    DeleteEvent,
+    EventChanges,
+    EventPage,
+    EventStatus,
+    EventView,
+    FindEvent,
+    ListEvents,
+    RejectEvent,
+    Rejection,
+    SortField,
+    SortOrder,
+    SubmitEvent,
+    UpdateEvent,
+)
+
+
+class EventsController(Controller):
+    path = "/events"
+    tags = ["events"]
+    guards = [authenticated]
+    security = [{BEARER_SCHEME: []}]
+
+    @post("/", status_code=201, summary="Create a DRAFT event")
+    async def create(
+        self,
+        data: JSONBody[CreateEvent],
+        principal: NamedDependency[Principal],
+        bus: NamedDependency[Bus],
+    ) -> EventView:
+        return await _send(bus, "events.create", data, principal)
+
+    @get("/", opt={QUERY_OPT: ListEvents}, summary="List events, filtered, sorted and paged")
+    async def list(
+        self,
+        principal: NamedDependency[Principal],
+        bus: NamedDependency[Bus],
+        page: Annotated[int, QueryParameter(ge=1, description="Page number, from 1")] = 1,
+        limit: Annotated[int, QueryParameter(ge=1, le=100, description="Page size, 1-100")] = 10,
+        sort_by: Annotated[SortField, QueryParameter(name="sortBy")] = "startDate",
+        sort_order: Annotated[SortOrder, QueryParameter(name="sortOrder")] = "asc",
+        status: FromQuery[EventStatus | None] = None,
+        search: Annotated[
+            str | None,
+            QueryParameter(
+                max_length=200, description="Case-insensitive substring of title or description"
+            ),
+        ] = None,
+        start_date_from: Annotated[
+            datetime | None,
+            QueryParameter(name="startDateFrom", description="Inclusive lower bound on startDate"),
+        ] = None,
+        start_date_to: Annotated[
+            datetime | None,
+            QueryParameter(name="startDateTo", description="Inclusive upper bound on startDate"),
+        ] = None,
+    ) -> EventPage:
+        query = ListEvents(
+            page=page,
+            limit=limit,
+            sort_by=sort_by,
+            sort_order=sort_order,
+            status=status,
+            search=search,
+            start_date_from=start_date_from,
+            start_date_to=start_date_to,
+        )
+        result: EventPage = await bus.send(
+            {"cmd": "events.findAll"}, query, principal=principal, policy=policy.LIST
+        )
+        return result
+
+    @get("/{event_id:str}", summary="One event")
+    async def find(
+        self,
+        event_id: FromPath[str],
+        principal: NamedDependency[Principal],
+        bus: NamedDependency[Bus],
+    ) -> EventView:
+        view: EventView = await bus.send(
+            {"cmd": "events.findOne"},
+            FindEvent(event_id=event_id),
+            principal=principal,
+            policy=policy.READ_ONE,
+        )
+        return view
+
+    @patch("/{event_id:str}", summary="Change an event's details (never its status)")
+    async def update(
+        self,
+        event_id: FromPath[str],
+        data: JSONBody[EventChanges],
+        principal: NamedDependency[Principal],
+        bus: NamedDependency[Bus],
+    ) -> EventView:
+        return await _send(
+            bus, "events.update", UpdateEvent(event_id=event_id, changes=data), principal
+        )
+
+    @delete("/{event_id:str}", status_code=204, summary="Delete an event")
+    async def remove(
+        self,
+        event_id: FromPath[str],
+        principal: NamedDependency[Principal],
+        bus: NamedDependency[Bus],
+    ) -> None:
+        await bus.send(
+            {"cmd": "events.delete"},
+            DeleteEvent(event_id=event_id),
+            principal=principal,
+            policy=policy.WRITE,
+        )
+
+    @post("/{event_id:str}/submit", status_code=200, summary="DRAFT -> SUBMITTED (creator only)")
+    async def submit(
+        self,
+        event_id: FromPath[str],
+        principal: NamedDependency[Principal],
+        bus: NamedDependency[Bus],
+    ) -> EventView:
+        return await _send(bus, "events.submit", SubmitEvent(event_id=event_id), principal)
+
+    @post("/{event_id:str}/approve", status_code=200, summary="SUBMITTED -> APPROVED")
+    async def approve(
+        self,
+        event_id: FromPath[str],
+        principal: NamedDependency[Principal],
+        bus: NamedDependency[Bus],
+    ) -> EventView:
+        return await _send(bus, "events.approve", ApproveEvent(event_id=event_id), principal)
+
+    @post("/{event_id:str}/reject", status_code=200, summary="SUBMITTED -> REJECTED, with a reason")
+    async def reject(
+        self,
+        event_id: FromPath[str],
+        data: JSONBody[Rejection],
+        principal: NamedDependency[Principal],
+        bus: NamedDependency[Bus],
+    ) -> EventView:
+        return await _send(
+            bus, "events.reject", RejectEvent(event_id=event_id, reason=data.reason), principal
+        )
+
+
+async def _send(bus: Bus, cmd: str, payload: object, principal: Principal) -> EventView:
+    view: EventView = await bus.send(
+        {"cmd": cmd}, payload, principal=principal, policy=policy.WRITE
+    )
+    return view

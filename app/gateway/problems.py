@@ -1,0 +1,135 @@
+"""The one table from error category to HTTP status, and RFC 9457 problem+json responses.
+
+Every error leaving the API goes through `problem()`: domain errors from the bus, Litestar's own
+(unknown route, wrong method, body too large), and anything unexpected (500, logged with its
+traceback server-side; the client sees no trace, SQL or class name).
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any
+
+import msgspec
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.types import ExceptionHandlersMap
+from loguru import logger
+
+from app.bus import correlation
+from app.errors import AppError, Category, FieldError
+
+PROBLEM_JSON = "application/problem+json"
+
+STATUS_BY_CATEGORY: dict[Category, int] = {
+    Category.INVALID: 400,
+    Category.UNAUTHORIZED: 401,
+    Category.FORBIDDEN: 403,
+    Category.NOT_FOUND: 404,
+    Category.CONFLICT: 409,
+    Category.TOO_LARGE: 413,
+    Category.MISMATCH: 422,
+    Category.RATE_LIMITED: 429,
+    Category.INTERNAL: 500,
+    Category.UNAVAILABLE: 503,
+    Category.TIMEOUT: 504,
+}
+
+_CODE_BY_STATUS = {
+    400: "BAD_REQUEST",
+    401: "UNAUTHORIZED",
+    403: "FORBIDDEN",
+    404: "ROUTE_NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    413: "PAYLOAD_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+    429: "RATE_LIMITED",
+}
+
+
+class FieldProblem(msgspec.Struct, frozen=True, kw_only=True):
+    field: str
+    message: str
+
+
+class Problem(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, rename="camel"):
+    """RFC 9457 problem details, as every error response carries them."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str
+    correlation_id: str
+    errors: list[FieldProblem] | None = None
+
+
+def problem(
+    status: int,
+    code: str,
+    detail: str,
+    errors: tuple[FieldError, ...] = (),
+    headers: dict[str, str] | None = None,
+) -> Response[bytes]:
+    body = Problem(
+        type=f"urn:eventboard:problem:{code.lower().replace('_', '-')}",
+        title=HTTPStatus(status).phrase,
+        status=status,
+        detail=detail,
+        code=code,
+        correlation_id=correlation.correlation_id.get() or "-",
+        errors=[FieldProblem(field=e.field, message=e.message) for e in errors] or None,
+    )
+    return Response(
+        content=msgspec.json.encode(body),
+        status_code=status,
+        media_type=PROBLEM_JSON,
+        headers=headers,
+    )
+
+
+def app_error_response(_: Request[Any, Any, Any], exc: AppError) -> Response[bytes]:
+    status = STATUS_BY_CATEGORY[exc.category]
+    headers = None
+    if exc.retry_after is not None:
+        headers = {"Retry-After": str(max(1, round(exc.retry_after)))}
+    if status >= 500:
+        logger.bind(code=exc.code, status=status).warning("request failed: {}", exc.message)
+    return problem(status, exc.code, exc.message, exc.errors, headers)
+
+
+def validation_response(_: Request[Any, Any, Any], exc: ValidationException) -> Response[bytes]:
+    """Litestar's own parameter validation; the gateway's validator normally answers first."""
+    errors = tuple(
+        FieldError(field=str(item.get("key", "")), message=str(item.get("message", "")))
+        for item in (exc.extra if isinstance(exc.extra, list) else [])
+        if isinstance(item, dict)
+    )
+    return problem(400, "VALIDATION_FAILED", "Validation failed", errors)
+
+
+def http_error_response(_: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
+    status = exc.status_code
+    if status >= 500:
+        logger.bind(status=status).warning("request failed: {}", exc.detail)
+        return problem(status, "INTERNAL_ERROR", "Internal server error")
+    code = _CODE_BY_STATUS.get(status, "HTTP_ERROR")
+    detail = {
+        404: "Route not found",
+        413: "Request body is too large",
+    }.get(status, exc.detail or HTTPStatus(status).phrase)
+    headers = {k: v for k, v in (exc.headers or {}).items() if k.lower() == "allow"}
+    return problem(status, code, detail, headers=headers or None)
+
+
+def unexpected_error_response(_: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    logger.opt(exception=exc).error("unhandled error")
+    return problem(500, "INTERNAL_ERROR", "Internal server error")
+
+
+EXCEPTION_HANDLERS: ExceptionHandlersMap = {
+    AppError: app_error_response,
+    ValidationException: validation_response,
+    HTTPException: http_error_response,
+    Exception: unexpected_error_response,
+}

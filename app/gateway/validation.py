@@ -1,0 +1,137 @@
+"""Request validation at the edge, against the modules' contract Structs, reporting every field.
+
+Runs as a `before_request` hook (after guards, before Litestar decodes anything), so one 400 lists
+every offending field and parameter, unknown ones included, with the contracts' own messages.
+Litestar then decodes the same, already valid, input for the handler.
+"""
+
+from __future__ import annotations
+
+import re
+import types
+import typing
+from typing import Any
+
+import msgspec
+from litestar import Request
+from msgspec import UnsetType
+
+from app.errors import FieldError, Invalid
+
+QUERY_OPT = "query"
+"""`opt={"query": SomeStruct}` on a route declares its query parameters; other routes take none."""
+
+_TYPE_WORDS = {
+    "str": "a string",
+    "int": "an integer",
+    "float": "a number",
+    "bool": "a boolean",
+    "object": "a JSON object",
+    "array": "an array",
+    "datetime": "an ISO 8601 date-time with a UTC offset",
+    "null": "null",
+}
+_TYPE_MISMATCH = re.compile(r"^Expected `([^`]+)`(?:[^,]*)?, got `([^`]+)`")
+
+
+async def validate_request(request: Request[Any, Any, Any]) -> None:
+    errors: list[FieldError] = []
+    query_type = request.route_handler.opt.get(QUERY_OPT)
+    errors += check_query(list(request.query_params.multi_items()), query_type)
+
+    data_field = request.route_handler.parsed_data_field
+    if data_field is not None and isinstance(data_field.annotation, type):
+        errors += check_json_body(await request.body(), data_field.annotation)
+    if errors:
+        raise Invalid.fields(errors)
+
+
+def check_query(items: list[tuple[str, str]], query_type: type[Any] | None) -> list[FieldError]:
+    values: dict[str, Any] = {}
+    errors: list[FieldError] = []
+    for name, value in items:
+        if name in values:
+            errors.append(FieldError(field=name, message=f"{name} must be given at most once"))
+        values[name] = value
+    if query_type is None:
+        return errors + [
+            FieldError(field=name, message=f"Unknown query parameter {name!r}") for name in values
+        ]
+    known = {f.encode_name for f in msgspec.structs.fields(query_type)}
+    present = {k: v for k, v in values.items() if k in known}
+    errors += [
+        FieldError(field=name, message=f"Unknown query parameter {name!r}")
+        for name in values
+        if name not in known
+    ]
+    return errors + check_fields(present, query_type, strict=False)
+
+
+def check_json_body(body: bytes, body_type: type[Any]) -> list[FieldError]:
+    if not body.strip():
+        return [FieldError(field="body", message="A JSON object body is required")]
+    try:
+        data = msgspec.json.decode(body)
+    except msgspec.DecodeError:
+        raise Invalid("Malformed JSON in request body", code="MALFORMED_JSON") from None
+    if not isinstance(data, dict):
+        return [FieldError(field="body", message="The request body must be a JSON object")]
+    known = {f.encode_name for f in msgspec.structs.fields(body_type)}
+    unknown = [
+        FieldError(field=str(name), message=f"Unknown field {name!r}")
+        for name in data
+        if name not in known
+    ]
+    return unknown + check_fields({k: v for k, v in data.items() if k in known}, body_type)
+
+
+def check_fields(
+    data: dict[str, Any], struct_type: type[Any], *, strict: bool = True
+) -> list[FieldError]:
+    """Check each field of `struct_type` on its own, so every problem is reported, not the first."""
+    errors: list[FieldError] = []
+    for field in msgspec.structs.fields(struct_type):
+        name = field.encode_name
+        if name not in data:
+            if field.required:
+                errors.append(FieldError(field=name, message=f"{name} is required"))
+            continue
+        field_type = _without_unset(field.type)
+        try:
+            msgspec.convert(data[name], field_type, strict=strict)
+        except msgspec.ValidationError as exc:
+            errors.append(FieldError(field=name, message=_message(name, field_type, str(exc))))
+    return errors
+
+
+def _without_unset(annotation: Any) -> Any:
+    args = typing.get_args(annotation)
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        kept = tuple(a for a in args if a is not UnsetType)
+        if len(kept) != len(args):
+            return typing.Union[kept] if len(kept) > 1 else kept[0]  # noqa: UP007
+    return annotation
+
+
+def _message(name: str, annotation: Any, raw: str) -> str:
+    """The contract's message for a constraint, or a plain sentence for a type mismatch."""
+    raw = raw.split(" - at `")[0]
+    mismatch = _TYPE_MISMATCH.match(raw)
+    if mismatch is not None:
+        expected, got = mismatch.groups()
+        if got == "null":
+            return f"{name} must not be null"
+        return f"{name} must be {_TYPE_WORDS.get(expected, expected)}"
+    custom = _custom_message(annotation)
+    if custom is not None:
+        return custom if custom.startswith(name) else f"{name} {custom}"
+    return f"{name}: {raw.replace('`', '')}"
+
+
+def _custom_message(annotation: Any) -> str | None:
+    for candidate in (annotation, *typing.get_args(annotation)):
+        if typing.get_origin(candidate) is typing.Annotated:
+            for meta in typing.get_args(candidate)[1:]:
+                if isinstance(meta, msgspec.Meta) and meta.extra and "message" in meta.extra:
+                    return str(meta.extra["message"])
+    return None

@@ -1,0 +1,71 @@
+"""Composition root: build everything from Settings and wire it together.
+
+`uvicorn app.main:app` asks this module for `app`; it is built on first access, so importing this
+module (as tests do) reads no environment and touches no database.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from litestar import Litestar
+from loguru import logger
+
+from app.bus.bus import Bus
+from app.bus.correlation import CorrelationMiddleware
+from app.bus.logging import LoggingMiddleware
+from app.bus.testing import WireRoundTripTransport
+from app.bus.transaction import TransactionMiddleware
+from app.bus.transports.local import LocalTransport
+from app.db import create_engine, upgrade_to_head
+from app.gateway.http import create_gateway
+from app.logging import configure_logging
+from app.modules.auth import module as auth_module
+from app.modules.events import module as events_module
+from app.settings import Settings, SettingsError
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    settings = settings or Settings.from_env()
+    configure_logging(settings)
+    engine = create_engine(settings.database_url)
+
+    bus = Bus(
+        handle_middleware=[
+            CorrelationMiddleware(),
+            LoggingMiddleware(),
+            TransactionMiddleware(engine),
+        ],
+    )
+    auth_module.register(bus, settings)
+    events_module.register(bus)
+    if settings.bus_transport == "local-wire":
+        bus.connect(WireRoundTripTransport(bus))
+    else:
+        bus.connect(LocalTransport(bus))
+
+    async def start() -> None:
+        if not settings.is_production:
+            await upgrade_to_head(engine)
+        if settings.seed_demo_data:
+            await auth_module.seed_demo_data(engine, settings)
+            await events_module.seed_demo_data(engine)
+        logger.bind(env=settings.app_env, transport=settings.bus_transport).info("started")
+
+    async def stop() -> None:
+        await engine.dispose()
+
+    return create_gateway(settings, bus, on_startup=[start], on_shutdown=[stop])
+
+
+def __getattr__(name: str) -> Any:
+    if name != "app":
+        raise AttributeError(name)
+    try:
+        application = create_app()
+    except SettingsError as exc:
+        print(f"eventboard: invalid configuration: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    globals()["app"] = application
+    return application

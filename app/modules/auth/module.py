@@ -1,0 +1,48 @@
+"""The auth module's one entry point: its bus patterns, and its demo data."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.bus.bus import Bus
+from app.bus.pipeline import Context
+from app.db import WRITE_OPTION, create_session_factory
+from app.errors import Unauthorized
+from app.modules.auth import handlers, seed
+from app.modules.auth.contracts import GetMe, LogIn, LoginView, MeView, SignUp, SignUpView
+from app.modules.auth.passwords import PasswordHasher
+from app.modules.auth.tokens import TokenIssuer
+from app.modules.auth.uow import AuthUnitOfWork
+from app.settings import Settings
+
+
+def register(bus: Bus, settings: Settings) -> None:
+    passwords = PasswordHasher(settings.bcrypt_rounds)
+    tokens = TokenIssuer(settings.jwt_secret, settings.jwt_expires_in)
+
+    async def sign_up(cmd: SignUp, context: Context) -> SignUpView:
+        return await handlers.sign_up(cmd, _uow(context), passwords, tokens)
+
+    async def log_in(cmd: LogIn, context: Context) -> LoginView:
+        return await handlers.log_in(cmd, _uow(context), passwords, tokens)
+
+    async def get_me(cmd: GetMe, context: Context) -> MeView:
+        principal = context.envelope.principal
+        if principal is None:
+            raise Unauthorized("Authentication required", code="AUTH_REQUIRED")
+        return await handlers.get_me(cmd, _uow(context), principal)
+
+    bus.register({"cmd": "auth.signup"}, SignUp, sign_up)
+    bus.register({"cmd": "auth.login"}, LogIn, log_in, read_only=True)
+    bus.register({"cmd": "auth.getMe"}, GetMe, get_me, read_only=True)
+
+
+async def seed_demo_data(engine: AsyncEngine, settings: Settings) -> None:
+    factory = create_session_factory(engine.execution_options(**{WRITE_OPTION: True}))
+    async with factory() as session, session.begin():
+        await seed.seed(session, PasswordHasher(settings.bcrypt_rounds))
+
+
+def _uow(context: Context) -> AuthUnitOfWork:
+    assert context.session is not None, "auth handlers run inside the transaction middleware"
+    return AuthUnitOfWork(context.session)

@@ -1,0 +1,201 @@
+"""The events module's wire surface: commands, views, error codes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import UNSET, Meta, UnsetType
+
+from app.errors import Conflict, Forbidden, NotFound
+
+
+class EventStatus(StrEnum):
+    DRAFT = "DRAFT"
+    SUBMITTED = "SUBMITTED"
+    APPROVED = "APPROVED"
+    REJECTED = "REJECTED"
+
+
+SortField = Literal["createdAt", "startDate", "title", "status"]
+SortOrder = Literal["asc", "desc"]
+
+Title = Annotated[
+    str,
+    Meta(min_length=3, max_length=200, extra={"message": "title must be 3-200 characters long"}),
+]
+Description = Annotated[
+    str,
+    Meta(
+        min_length=10,
+        max_length=5000,
+        extra={"message": "description must be 10-5000 characters long"},
+    ),
+]
+Location = Annotated[
+    str, Meta(max_length=200, extra={"message": "location must be at most 200 characters long"})
+]
+Reason = Annotated[
+    str,
+    Meta(min_length=10, max_length=500, extra={"message": "reason must be 10-500 characters long"}),
+]
+EventId = Annotated[str, Meta(max_length=64)]
+When = Annotated[
+    datetime,
+    Meta(
+        tz=True,
+        extra={"message": "must be an ISO 8601 date-time with a UTC offset"},
+        examples=["2026-06-15T09:00:00.000Z"],
+    ),
+]
+Search = Annotated[
+    str, Meta(max_length=200, extra={"message": "search must be at most 200 characters long"})
+]
+Timestamp = Annotated[str, Meta(extra_json_schema={"format": "date-time"})]
+
+
+class _Contract(
+    msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, rename="camel"
+):
+    pass
+
+
+# Commands
+
+
+class CreateEvent(_Contract, frozen=True, kw_only=True):
+    title: Title
+    description: Description
+    location: Location | None = None
+    start_date: When
+    end_date: When
+
+
+class EventChanges(_Contract, frozen=True, kw_only=True):
+    """The body of PATCH /events/{id}: only the fields given change; `location: null` clears it."""
+
+    title: Title | UnsetType = UNSET
+    description: Description | UnsetType = UNSET
+    location: Location | UnsetType | None = UNSET
+    start_date: When | UnsetType = UNSET
+    end_date: When | UnsetType = UNSET
+
+
+class UpdateEvent(_Contract, frozen=True, kw_only=True):
+    event_id: EventId
+    changes: EventChanges
+
+
+class FindEvent(_Contract, frozen=True, kw_only=True):
+    event_id: EventId
+
+
+class DeleteEvent(_Contract, frozen=True, kw_only=True):
+    event_id: EventId
+
+
+class SubmitEvent(_Contract, frozen=True, kw_only=True):
+    event_id: EventId
+
+
+class ApproveEvent(_Contract, frozen=True, kw_only=True):
+    event_id: EventId
+
+
+class Rejection(_Contract, frozen=True, kw_only=True):
+    """The body of POST /events/{id}/reject."""
+
+    reason: Reason
+
+
+class RejectEvent(_Contract, frozen=True, kw_only=True):
+    event_id: EventId
+    reason: Reason
+
+
+class ListEvents(_Contract, frozen=True, kw_only=True):
+    """GET /events query: filters, sort and page. Dates are inclusive bounds on startDate."""
+
+    page: Annotated[int, Meta(ge=1, extra={"message": "page must be an integer >= 1"})] = 1
+    limit: Annotated[
+        int, Meta(ge=1, le=100, extra={"message": "limit must be an integer from 1 to 100"})
+    ] = 10
+    sort_by: Annotated[
+        SortField,
+        Meta(extra={"message": "sortBy must be one of createdAt, startDate, title, status"}),
+    ] = "startDate"
+    sort_order: Annotated[SortOrder, Meta(extra={"message": "sortOrder must be asc or desc"})] = (
+        "asc"
+    )
+    status: (
+        Annotated[
+            EventStatus,
+            Meta(extra={"message": "status must be one of DRAFT, SUBMITTED, APPROVED, REJECTED"}),
+        ]
+        | None
+    ) = None
+    search: Search | None = None
+    start_date_from: When | None = None
+    start_date_to: When | None = None
+
+
+# Views
+
+
+class EventView(_Contract, frozen=True, kw_only=True):
+    id: str
+    title: str
+    description: str
+    location: str | None
+    start_date: Timestamp
+    end_date: Timestamp
+    status: EventStatus
+    rejection_reason: str | None
+    organization_id: str
+    created_by_id: str
+    created_at: Timestamp
+    updated_at: Timestamp
+
+
+class PageMeta(_Contract, frozen=True, kw_only=True):
+    page: int
+    limit: int
+    total: int
+    total_pages: int
+    has_previous: bool
+    has_next: bool
+
+
+class EventPage(_Contract, frozen=True, kw_only=True):
+    data: list[EventView]
+    meta: PageMeta
+
+
+# Errors
+
+
+class EventNotFound(NotFound):
+    default_code = "EVENT_NOT_FOUND"
+    default_message = "Event not found"
+
+
+class InvalidTransition(Conflict):
+    default_code = "INVALID_TRANSITION"
+    default_message = "Invalid status transition"
+
+
+class NotEventOwner(Forbidden):
+    default_code = "NOT_EVENT_OWNER"
+    default_message = "You do not have access to this event"
+
+
+class EventNotEditable(Forbidden):
+    default_code = "EVENT_NOT_EDITABLE"
+    default_message = "Only DRAFT events can be changed"
+
+
+class InsufficientRole(Forbidden):
+    default_code = "INSUFFICIENT_ROLE"
+    default_message = "Your role does not allow this action"

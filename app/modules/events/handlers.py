@@ -1,0 +1,113 @@
+"""Events handlers: load through the unit of work, let the model decide, return a view."""
+
+from __future__ import annotations
+
+import math
+
+from app.bus.envelope import Principal, Role
+from app.clock import to_wire
+from app.modules.events.contracts import (
+    ApproveEvent,
+    CreateEvent,
+    DeleteEvent,
+    EventNotFound,
+    EventPage,
+    EventView,
+    FindEvent,
+    ListEvents,
+    PageMeta,
+    RejectEvent,
+    SubmitEvent,
+    UpdateEvent,
+)
+from app.modules.events.model import Event, require_may_delete, require_reviewer
+from app.modules.events.uow import EventsUnitOfWork
+
+
+async def create_event(cmd: CreateEvent, uow: EventsUnitOfWork, principal: Principal) -> EventView:
+    event = Event.create(cmd, by=principal)
+    uow.events.add(event)
+    return event_view(event)
+
+
+async def list_events(cmd: ListEvents, uow: EventsUnitOfWork, principal: Principal) -> EventPage:
+    own_only = principal.user_id if principal.role == Role.USER else None
+    rows, total = await uow.events.page(cmd, principal.organization_id, own_only)
+    total_pages = math.ceil(total / cmd.limit)
+    return EventPage(
+        data=[event_view(row) for row in rows],
+        meta=PageMeta(
+            page=cmd.page,
+            limit=cmd.limit,
+            total=total,
+            total_pages=total_pages,
+            has_previous=cmd.page > 1,
+            has_next=cmd.page < total_pages,
+        ),
+    )
+
+
+async def find_event(cmd: FindEvent, uow: EventsUnitOfWork, principal: Principal) -> EventView:
+    event = await _load(uow, cmd.event_id, principal)
+    event.ensure_visible_to(principal)
+    return event_view(event)
+
+
+async def update_event(cmd: UpdateEvent, uow: EventsUnitOfWork, principal: Principal) -> EventView:
+    event = await _load(uow, cmd.event_id, principal)
+    event.update(cmd.changes, by=principal)
+    return event_view(event)
+
+
+async def delete_event(cmd: DeleteEvent, uow: EventsUnitOfWork, principal: Principal) -> None:
+    require_may_delete(principal)
+    event = await _load(uow, cmd.event_id, principal)
+    event.ensure_deletable_by(principal)
+    await uow.events.delete(event)
+
+
+async def submit_event(cmd: SubmitEvent, uow: EventsUnitOfWork, principal: Principal) -> EventView:
+    event = await _load(uow, cmd.event_id, principal)
+    event.submit(by=principal)
+    return event_view(event)
+
+
+async def approve_event(
+    cmd: ApproveEvent, uow: EventsUnitOfWork, principal: Principal
+) -> EventView:
+    require_reviewer(principal, "approve")
+    event = await _load(uow, cmd.event_id, principal)
+    event.approve(by=principal)
+    return event_view(event)
+
+
+async def reject_event(cmd: RejectEvent, uow: EventsUnitOfWork, principal: Principal) -> EventView:
+    require_reviewer(principal, "reject")
+    event = await _load(uow, cmd.event_id, principal)
+    event.reject(by=principal, reason=cmd.reason)
+    return event_view(event)
+
+
+async def _load(uow: EventsUnitOfWork, event_id: str, principal: Principal) -> Event:
+    """The event if it exists in the caller's organization; another tenant's is simply not found."""
+    event = await uow.events.get(event_id, principal.organization_id)
+    if event is None:
+        raise EventNotFound()
+    return event
+
+
+def event_view(event: Event) -> EventView:
+    return EventView(
+        id=event.id,
+        title=event.title,
+        description=event.description,
+        location=event.location,
+        start_date=to_wire(event.start_date),
+        end_date=to_wire(event.end_date),
+        status=event.state,
+        rejection_reason=event.rejection_reason,
+        organization_id=event.organization_id,
+        created_by_id=event.created_by_id,
+        created_at=to_wire(event.created_at),
+        updated_at=to_wire(event.updated_at),
+    )

@@ -1,0 +1,161 @@
+"""The event: its table, and the rules of its workflow (DRAFT -> SUBMITTED -> APPROVED | REJECTED).
+
+Every rule that decides whether a principal may do something to an event lives here, so
+controllers and handlers only load, call, and return.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from msgspec import UNSET
+from sqlalchemy import Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.bus.envelope import Principal, Role
+from app.clock import utcnow
+from app.db import Base, UTCDateTime
+from app.errors import FieldError, Invalid
+from app.modules.events.contracts import (
+    CreateEvent,
+    EventChanges,
+    EventNotEditable,
+    EventStatus,
+    InsufficientRole,
+    InvalidTransition,
+    NotEventOwner,
+)
+
+REVIEWERS = frozenset({Role.MODERATOR, Role.ADMIN})
+
+
+def require_reviewer(principal: Principal, action: str) -> None:
+    """Approve and reject are for moderators and admins; checked before the event is looked up."""
+    if principal.role not in REVIEWERS:
+        raise InsufficientRole(f"Only moderators and admins can {action} events")
+
+
+def require_may_delete(principal: Principal) -> None:
+    """Moderators never delete; checked before the event is looked up."""
+    if principal.role == Role.MODERATOR:
+        raise InsufficientRole("Moderators cannot delete events")
+
+
+def check_dates(start: datetime, end: datetime) -> None:
+    if end <= start:
+        raise Invalid.fields(
+            [FieldError(field="endDate", message="End date must be after start date")]
+        )
+
+
+class Event(Base):
+    __tablename__ = "events_events"
+    __table_args__ = (
+        Index("ix_events_events_org_start", "organization_id", "start_date", "id"),
+        Index("ix_events_events_org_creator", "organization_id", "created_by_id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    organization_id: Mapped[str] = mapped_column(String(36))
+    created_by_id: Mapped[str] = mapped_column(String(36))
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text)
+    location: Mapped[str | None] = mapped_column(String(200))
+    start_date: Mapped[datetime] = mapped_column(UTCDateTime())
+    end_date: Mapped[datetime] = mapped_column(UTCDateTime())
+    status: Mapped[str] = mapped_column(String(16))
+    rejection_reason: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    @classmethod
+    def create(cls, cmd: CreateEvent, by: Principal) -> Event:
+        check_dates(cmd.start_date, cmd.end_date)
+        now = utcnow()
+        return cls(
+            id=str(uuid.uuid4()),
+            organization_id=by.organization_id,
+            created_by_id=by.user_id,
+            title=cmd.title,
+            description=cmd.description,
+            location=cmd.location,
+            start_date=cmd.start_date,
+            end_date=cmd.end_date,
+            status=EventStatus.DRAFT,
+            rejection_reason=None,
+            created_at=now,
+            updated_at=now,
+        )
+
+    @property
+    def state(self) -> EventStatus:
+        return EventStatus(self.status)
+
+    def ensure_visible_to(self, principal: Principal) -> None:
+        """A USER sees only their own events; moderators and admins see all of their org's."""
+        if principal.role == Role.USER and self.created_by_id != principal.user_id:
+            raise NotEventOwner()
+
+    def update(self, changes: EventChanges, by: Principal) -> None:
+        if by.role == Role.USER:
+            if self.created_by_id != by.user_id:
+                raise NotEventOwner("You can only update your own events")
+            if self.state != EventStatus.DRAFT:
+                raise EventNotEditable(
+                    f"Cannot update event with status {self.status}. "
+                    "Only DRAFT events can be updated."
+                )
+        start = self.start_date if changes.start_date is UNSET else changes.start_date
+        end = self.end_date if changes.end_date is UNSET else changes.end_date
+        check_dates(start, end)
+        for field in ("title", "description", "location", "start_date", "end_date"):
+            value = getattr(changes, field)
+            if value is not UNSET:
+                setattr(self, field, value)
+        self.updated_at = utcnow()
+
+    def ensure_deletable_by(self, principal: Principal) -> None:
+        require_may_delete(principal)
+        if principal.role == Role.USER:
+            if self.created_by_id != principal.user_id:
+                raise NotEventOwner("You can only delete your own events")
+            if self.state != EventStatus.DRAFT:
+                raise EventNotEditable(
+                    f"Cannot delete event with status {self.status}. "
+                    "Only DRAFT events can be deleted."
+                )
+
+    def submit(self, by: Principal) -> None:
+        if self.created_by_id != by.user_id:
+            raise NotEventOwner("Only the creator of an event can submit it")
+        if self.state != EventStatus.DRAFT:
+            raise InvalidTransition(
+                f"Cannot submit event with status {self.status}. "
+                "Only DRAFT events can be submitted."
+            )
+        self._move_to(EventStatus.SUBMITTED)
+        self.rejection_reason = None
+
+    def approve(self, by: Principal) -> None:
+        require_reviewer(by, "approve")
+        if self.state != EventStatus.SUBMITTED:
+            raise InvalidTransition(
+                f"Cannot approve event with status {self.status}. "
+                "Only SUBMITTED events can be approved."
+            )
+        self._move_to(EventStatus.APPROVED)
+
+    def reject(self, by: Principal, reason: str) -> None:
+        require_reviewer(by, "reject")
+        if self.state != EventStatus.SUBMITTED:
+            raise InvalidTransition(
+                f"Cannot reject event with status {self.status}. "
+                "Only SUBMITTED events can be rejected."
+            )
+        self._move_to(EventStatus.REJECTED)
+        self.rejection_reason = reason
+
+    def _move_to(self, status: EventStatus) -> None:
+        self.status = status
+        self.updated_at = utcnow()

@@ -1,0 +1,66 @@
+"""The events module's one entry point: its bus patterns, and its demo data."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.bus.bus import Bus
+from app.bus.envelope import Principal
+from app.bus.pipeline import Context
+from app.db import WRITE_OPTION, create_session_factory
+from app.errors import Unauthorized
+from app.modules.events import handlers, seed
+from app.modules.events.contracts import (
+    ApproveEvent,
+    CreateEvent,
+    DeleteEvent,
+    FindEvent,
+    ListEvents,
+    RejectEvent,
+    SubmitEvent,
+    UpdateEvent,
+)
+from app.modules.events.uow import EventsUnitOfWork
+
+C = TypeVar("C")
+R = TypeVar("R")
+
+
+def register(bus: Bus) -> None:
+    bus.register({"cmd": "events.create"}, CreateEvent, _bind(handlers.create_event))
+    bus.register({"cmd": "events.findAll"}, ListEvents, _bind(handlers.list_events), read_only=True)
+    bus.register({"cmd": "events.findOne"}, FindEvent, _bind(handlers.find_event), read_only=True)
+    bus.register({"cmd": "events.update"}, UpdateEvent, _bind(handlers.update_event))
+    bus.register({"cmd": "events.delete"}, DeleteEvent, _bind(handlers.delete_event))
+    bus.register({"cmd": "events.submit"}, SubmitEvent, _bind(handlers.submit_event))
+    bus.register({"cmd": "events.approve"}, ApproveEvent, _bind(handlers.approve_event))
+    bus.register({"cmd": "events.reject"}, RejectEvent, _bind(handlers.reject_event))
+
+
+async def seed_demo_data(engine: AsyncEngine) -> None:
+    factory = create_session_factory(engine.execution_options(**{WRITE_OPTION: True}))
+    async with factory() as session, session.begin():
+        await seed.seed(session)
+
+
+def _bind(
+    handler: Callable[[C, EventsUnitOfWork, Principal], Awaitable[R]],
+) -> Callable[[C, Context], Awaitable[R]]:
+    """Adapt `handler(cmd, uow, principal)` to the bus: every events command needs a principal."""
+
+    @functools.wraps(handler)
+    async def run(cmd: C, context: Context) -> R:
+        principal = context.envelope.principal
+        if principal is None:
+            raise Unauthorized("Authentication required", code="AUTH_REQUIRED")
+        assert context.session is not None, "events handlers run inside the transaction middleware"
+        return await handler(cmd, EventsUnitOfWork(context.session), principal)
+
+    return run
+
+
+__all__ = ["register", "seed_demo_data"]

@@ -1,0 +1,158 @@
+"""Settings: one frozen Struct, read once from the environment (and an optional `.env`)."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+from dotenv import dotenv_values
+
+Environment = Literal["development", "test", "production"]
+LogFormat = Literal["text", "json"]
+BusTransport = Literal["local", "local-wire"]
+
+# Only ever used when APP_ENV=development and JWT_SECRET is unset.
+DEVELOPMENT_JWT_SECRET = "eventboard-development-only-secret-never-use-in-production"
+MIN_JWT_SECRET_BYTES = 32
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    app_env: Environment = "development"
+    database_url: str = "sqlite+aiosqlite:///./data/eventboard.db"
+    jwt_secret: str = DEVELOPMENT_JWT_SECRET
+    jwt_expires_in: int = 3600
+    bcrypt_rounds: int = 12
+    seed_demo_data: bool = True
+    log_level: str = "INFO"
+    log_format: LogFormat = "text"
+    bus_transport: BusTransport = "local"
+    max_body_bytes: int = 64 * 1024
+    cors_allow_origins: tuple[str, ...] = ("*",)
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, env_file: str | Path | None = ".env"
+    ) -> Settings:
+        """Read settings; the process environment wins over `.env`. Raises SettingsError."""
+        values: dict[str, str] = {}
+        if env_file is not None and Path(env_file).is_file():
+            values.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+        values.update(os.environ if environ is None else environ)
+
+        kwargs: dict[str, Any] = {}
+        for name, (field, parse) in _PARSERS.items():
+            raw = values.get(name)
+            if raw is None or raw.strip() == "":
+                continue
+            try:
+                kwargs[field] = parse(raw.strip())
+            except ValueError as exc:
+                shown = "" if name == "JWT_SECRET" else f" (got {raw.strip()!r})"
+                raise SettingsError(f"{name}: {exc}{shown}") from None
+
+        app_env = kwargs.get("app_env", "development")
+        if "jwt_secret" not in kwargs and app_env != "development":
+            raise SettingsError(
+                f"JWT_SECRET: required when APP_ENV={app_env}; "
+                f"set it to a random value of at least {MIN_JWT_SECRET_BYTES} bytes"
+            )
+        kwargs.setdefault("seed_demo_data", app_env != "production")
+        return cls(**kwargs)
+
+    @property
+    def is_production(self) -> bool:
+        return self.app_env == "production"
+
+
+def _choice(*allowed: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        value = raw.lower()
+        if value not in allowed:
+            raise ValueError(f"must be one of {', '.join(allowed)}")
+        return value
+
+    return parse
+
+
+def _int_between(low: int, high: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ValueError(f"must be an integer between {low} and {high}") from None
+        if not low <= value <= high:
+            raise ValueError(f"must be an integer between {low} and {high}")
+        return value
+
+    return parse
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _bool(raw: str) -> bool:
+    value = raw.lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ValueError("must be a boolean (true/false, 1/0, yes/no, on/off)")
+
+
+_DURATION = re.compile(r"^(\d+)\s*([smhd]?)$")
+_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(raw: str) -> int:
+    """`3600`, `90s`, `15m`, `1h`, `7d` -> seconds (positive)."""
+    match = _DURATION.match(raw.lower())
+    if match is None or int(match.group(1)) <= 0:
+        raise ValueError("must be a positive duration such as 3600, 90s, 15m, 1h or 7d")
+    return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+def _database_url(raw: str) -> str:
+    if not raw.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+        raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+    return raw
+
+
+def _jwt_secret(raw: str) -> str:
+    if len(raw.encode()) < MIN_JWT_SECRET_BYTES:
+        raise ValueError(f"must be at least {MIN_JWT_SECRET_BYTES} bytes")
+    return raw
+
+
+def _log_level(raw: str) -> str:
+    return _choice("trace", "debug", "info", "success", "warning", "error", "critical")(raw).upper()
+
+
+def _origins(raw: str) -> tuple[str, ...]:
+    origins = tuple(part.strip() for part in raw.split(",") if part.strip())
+    if not origins:
+        raise ValueError("must be a comma-separated list of origins, or *")
+    return origins
+
+
+_PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
+    "APP_ENV": ("app_env", _choice("development", "test", "production")),
+    "DATABASE_URL": ("database_url", _database_url),
+    "JWT_SECRET": ("jwt_secret", _jwt_secret),
+    "JWT_EXPIRES_IN": ("jwt_expires_in", parse_duration),
+    "BCRYPT_ROUNDS": ("bcrypt_rounds", _int_between(4, 31)),
+    "SEED_DEMO_DATA": ("seed_demo_data", _bool),
+    "LOG_LEVEL": ("log_level", _log_level),
+    "LOG_FORMAT": ("log_format", _choice("text", "json")),
+    "BUS_TRANSPORT": ("bus_transport", _choice("local", "local-wire")),
+    "MAX_BODY_BYTES": ("max_body_bytes", _int_between(1024, 16 * 1024 * 1024)),
+    "CORS_ALLOW_ORIGINS": ("cors_allow_origins", _origins),
+}
