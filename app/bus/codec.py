@@ -9,7 +9,6 @@ import msgspec
 from app.bus.envelope import Envelope
 from app.errors import AppError, ErrorData
 
-
 _encoder = msgspec.msgpack.Encoder()
 _NOTHING = msgspec.Raw(_encoder.encode(None))
 

@@ -229,9 +229,17 @@ def _unsigned(**claims: object) -> str:
         (f"Bearer {_token(organizationId=12345)}", "INVALID_TOKEN"),
     ],
     ids=[
-        "missing", "basic", "empty", "garbage", "other-key", "alg-none", "expired",
-        "no-exp", "bad-role", "wrong-claim-type",
-    ],  # fmt: skip
+        "missing",
+        "basic",
+        "empty",
+        "garbage",
+        "other-key",
+        "alg-none",
+        "expired",
+        "no-exp",
+        "bad-role",
+        "wrong-claim-type",
+    ],
 )
 async def test_bad_tokens_are_401_with_correlation_id(client: Client, authorization, code):
     headers = {"X-Correlation-ID": "auth-check-1"}

@@ -1,0 +1,220 @@
+"""Auth handlers over a real SQLite unit of work."""
+
+from __future__ import annotations
+
+import threading
+
+import bcrypt
+import jwt
+import pytest
+from sqlalchemy import func, select
+
+from app.bus.envelope import Principal, Role
+from app.errors import Invalid
+from app.modules.auth import handlers
+from app.modules.auth.contracts import (
+    EmailTaken,
+    GetMe,
+    InvalidCredentials,
+    LogIn,
+    OrganizationNotFound,
+    SignUp,
+)
+from app.modules.auth.model import Organization, User, slugify
+from app.modules.auth.passwords import PasswordHasher
+from app.modules.auth.tokens import TokenIssuer
+from app.modules.auth.uow import AuthUnitOfWork
+from tests.modules.conftest import Transactions
+
+SECRET = "handler-test-secret-0123456789abcdef"
+PASSWORDS = PasswordHasher(rounds=4)
+TOKENS = TokenIssuer(SECRET, expires_in=600)
+
+
+def founder(email: str = "founder@globex.com", org: str = "Globex") -> SignUp:
+    return SignUp(
+        email=email,
+        password="Founder123!",
+        first_name="Hank",
+        last_name="Scorpio",
+        organization_name=org,
+    )
+
+
+async def test_founding_an_org_makes_its_admin_and_a_valid_token(tx: Transactions):
+    async with tx() as session:
+        view = await handlers.sign_up(founder(), AuthUnitOfWork(session), PASSWORDS, TOKENS)
+
+    assert view.user.role == Role.ADMIN
+    claims = jwt.decode(view.access_token, SECRET, algorithms=["HS256"])
+    assert claims["sub"] == view.user.id
+    assert claims["organizationId"] == view.user.organization_id
+    async with tx() as session:
+        org = await session.get(Organization, view.user.organization_id)
+        user = await session.get(User, view.user.id)
+    assert org is not None and org.slug == "globex"
+    assert user is not None and user.password_hash.startswith("$2b$04$")
+    assert bcrypt.checkpw(b"Founder123!", user.password_hash.encode())
+
+
+async def test_joining_an_org_never_grants_more_than_user(tx: Transactions):
+    async with tx() as session:
+        admin = await handlers.sign_up(founder(), AuthUnitOfWork(session), PASSWORDS, TOKENS)
+    joiner = SignUp(
+        email="joiner@globex.com",
+        password="Joiner123!",
+        first_name="Jo",
+        last_name="Iner",
+        organization_id=admin.user.organization_id,
+    )
+    async with tx() as session:
+        view = await handlers.sign_up(joiner, AuthUnitOfWork(session), PASSWORDS, TOKENS)
+
+    assert view.user.role == Role.USER
+
+
+async def test_failed_signup_writes_nothing(tx: Transactions):
+    async with tx() as session:
+        await handlers.sign_up(founder(), AuthUnitOfWork(session), PASSWORDS, TOKENS)
+
+    with pytest.raises(EmailTaken):
+        async with tx() as session:
+            await handlers.sign_up(
+                founder(email="FOUNDER@globex.com", org="Another Org"),
+                AuthUnitOfWork(session),
+                PASSWORDS,
+                TOKENS,
+            )
+    with pytest.raises(OrganizationNotFound):
+        async with tx() as session:
+            await handlers.sign_up(
+                SignUp(
+                    email="x@y.io",
+                    password="Xylophone1!",
+                    first_name="Xy",
+                    last_name="Lo",
+                    organization_id="missing",
+                ),
+                AuthUnitOfWork(session),
+                PASSWORDS,
+                TOKENS,
+            )
+
+    async with tx() as session:
+        assert await session.scalar(select(func.count()).select_from(Organization)) == 1
+        assert await session.scalar(select(func.count()).select_from(User)) == 1
+
+
+async def test_login_and_me(tx: Transactions):
+    async with tx() as session:
+        signed = await handlers.sign_up(founder(), AuthUnitOfWork(session), PASSWORDS, TOKENS)
+
+    async with tx() as session:
+        view = await handlers.log_in(
+            LogIn(email=" Founder@Globex.com ", password="Founder123!"),
+            AuthUnitOfWork(session),
+            PASSWORDS,
+            TOKENS,
+        )
+        me = await handlers.get_me(
+            GetMe(),
+            AuthUnitOfWork(session),
+            Principal(
+                user_id=signed.user.id,
+                organization_id=signed.user.organization_id,
+                role=Role.ADMIN,
+                email=signed.user.email,
+            ),
+        )
+    assert view.expires_in == 600
+    assert me.organization.name == "Globex"
+
+    async with tx() as session:
+        with pytest.raises(InvalidCredentials):
+            await handlers.log_in(
+                LogIn(email="founder@globex.com", password="Wrong123!"),
+                AuthUnitOfWork(session),
+                PASSWORDS,
+                TOKENS,
+            )
+
+
+async def test_bcrypt_never_runs_on_the_event_loop_thread(tx: Transactions, monkeypatch):
+    loop_thread = threading.get_ident()
+    threads: list[int] = []
+    real_hashpw, real_checkpw = bcrypt.hashpw, bcrypt.checkpw
+
+    def hashpw(password: bytes, salt: bytes) -> bytes:
+        threads.append(threading.get_ident())
+        return real_hashpw(password, salt)
+
+    def checkpw(password: bytes, hashed: bytes) -> bool:
+        threads.append(threading.get_ident())
+        return real_checkpw(password, hashed)
+
+    monkeypatch.setattr(bcrypt, "hashpw", hashpw)
+    monkeypatch.setattr(bcrypt, "checkpw", checkpw)
+    hasher = PasswordHasher(rounds=4)
+
+    async with tx() as session:
+        await handlers.sign_up(founder(), AuthUnitOfWork(session), hasher, TOKENS)
+    async with tx() as session:
+        for email in ("founder@globex.com", "unknown@globex.com"):
+            with pytest.raises(InvalidCredentials):
+                await handlers.log_in(
+                    LogIn(email=email, password="Wrong123!"),
+                    AuthUnitOfWork(session),
+                    hasher,
+                    TOKENS,
+                )
+
+    assert len(threads) == 4  # signup hash, wrong password, decoy hash + decoy check
+    assert loop_thread not in threads
+
+
+async def test_unknown_email_still_pays_for_a_password_check(tx: Transactions, monkeypatch):
+    checks: list[bytes] = []
+    real_checkpw = bcrypt.checkpw
+
+    def checkpw(password: bytes, hashed: bytes) -> bool:
+        checks.append(hashed)
+        return real_checkpw(password, hashed)
+
+    monkeypatch.setattr(bcrypt, "checkpw", checkpw)
+
+    async with tx() as session:
+        with pytest.raises(InvalidCredentials):
+            await handlers.log_in(
+                LogIn(email="ghost@nowhere.io", password="Ghost123!"),
+                AuthUnitOfWork(session),
+                PasswordHasher(rounds=4),
+                TOKENS,
+            )
+
+    assert len(checks) == 1 and checks[0].startswith(b"$2b$04$")
+
+
+def test_password_over_72_bytes_is_invalid_before_any_hashing():
+    cmd = founder()
+    too_long = SignUp(
+        email=cmd.email,
+        password="Aa1" + "ü" * 35,
+        first_name=cmd.first_name,
+        last_name=cmd.last_name,
+        organization_name="Globex",
+    )
+
+    with pytest.raises(Invalid):
+        handlers._check_sign_up(too_long)
+
+
+@pytest.mark.parametrize(
+    ("name", "slug"),
+    [
+        ("Acme Corporation", "acme-corporation"),
+        ("  Café  Déjà Vu! ", "cafe-deja-vu"),
+        ("A&B", "a-b"),
+    ],
+)
+def test_slugify(name, slug):
+    assert slugify(name) == slug

@@ -1,0 +1,38 @@
+"""Module boundaries, checked by import-linter's contracts in pyproject.toml.
+
+Modules are independent; layers run main > gateway > modules > bus > foundations; the gateway sees
+only the modules' contracts. A broken contract fails this test.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from importlinter.cli import lint_imports
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_import_contracts_are_kept(monkeypatch: pytest.MonkeyPatch, capsys):
+    monkeypatch.chdir(ROOT)
+
+    exit_code = lint_imports(config_filename=str(ROOT / "pyproject.toml"), no_cache=True)
+
+    output = capsys.readouterr().out
+    assert exit_code == 0, output
+    assert "3 kept, 0 broken" in output
+
+
+def test_modules_own_prefixed_tables_with_no_cross_module_foreign_keys():
+    from app.db import Base
+    from app.modules.auth import model as auth_model
+    from app.modules.events import model as events_model
+
+    owners = {"auth_": auth_model, "events_": events_model}
+    for table in Base.metadata.tables.values():
+        prefix = next(p for p in owners if table.name.startswith(p))
+        for foreign_key in table.foreign_keys:
+            assert foreign_key.column.table.name.startswith(prefix), (
+                f"{table.name} refers to {foreign_key.column.table.name} across a module boundary"
+            )

@@ -1,0 +1,115 @@
+"""Migrations: head builds the models' exact schema; start-up migrates and seeds idempotently,
+also when several processes start on one fresh database at once."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from litestar.testing import AsyncTestClient
+from sqlalchemy import Connection, text
+
+import app.modules.auth.model
+import app.modules.events.model  # noqa: F401  (register the tables)
+from app.db import Base, create_engine, upgrade_to_head
+from app.main import create_app
+from tests.conftest import make_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _drift(connection: Connection) -> list[object]:
+    context = MigrationContext.configure(connection, opts={"compare_type": True})
+    return list(compare_metadata(context, Base.metadata))
+
+
+async def test_upgrade_head_on_empty_database_then_no_drift(tmp_path: Path):
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'fresh.db'}")
+    try:
+        await upgrade_to_head(engine)
+        async with engine.connect() as connection:
+            drift = await connection.run_sync(_drift)
+            tables = await connection.run_sync(
+                lambda c: set(c.exec_driver_sql("SELECT name FROM sqlite_master").scalars())
+            )
+            journal = (await connection.exec_driver_sql("PRAGMA journal_mode")).scalar()
+    finally:
+        await engine.dispose()
+
+    assert drift == []
+    assert {"auth_organizations", "auth_users", "events_events", "alembic_version"} <= tables
+    assert journal == "wal"
+
+
+async def _counts(database: Path) -> tuple[int, int, int]:
+    engine = create_engine(f"sqlite+aiosqlite:///{database}")
+    try:
+        async with engine.connect() as connection:
+            result = []
+            for table in ("auth_organizations", "auth_users", "events_events"):
+                count = await connection.scalar(text(f"SELECT count(*) FROM {table}"))
+                result.append(int(count or 0))
+            return result[0], result[1], result[2]
+    finally:
+        await engine.dispose()
+
+
+async def test_restarting_never_duplicates_seed_rows(tmp_path: Path):
+    database = tmp_path / "restart.db"
+    for _ in range(3):
+        async with AsyncTestClient(app=create_app(make_settings(database))) as client:
+            assert (await client.get("/health/live")).status_code == 200
+
+    assert await _counts(database) == (2, 4, 3)
+
+
+async def test_seeding_can_be_switched_off(tmp_path: Path):
+    database = tmp_path / "empty.db"
+    async with AsyncTestClient(app=create_app(make_settings(database, seed_demo_data=False))):
+        pass
+
+    assert await _counts(database) == (0, 0, 0)
+
+
+STARTER = """
+import asyncio, sys
+from pathlib import Path
+from litestar.testing import AsyncTestClient
+from app.main import create_app
+from tests.conftest import make_settings
+
+async def main() -> None:
+    async with AsyncTestClient(app=create_app(make_settings(Path(sys.argv[1])))) as client:
+        response = await client.post(
+            "/auth/login", json={"email": "admin@acme.com", "password": "Password123!"}
+        )
+        assert response.status_code == 200, response.text
+
+asyncio.run(main())
+"""
+
+
+async def _start_process(database: Path) -> tuple[int | None, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        STARTER,
+        str(database),
+        cwd=ROOT,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, err = await asyncio.wait_for(process.communicate(), timeout=60)
+    return process.returncode, err.decode()
+
+
+async def test_several_processes_starting_at_once_migrate_and_seed_once(tmp_path: Path):
+    database = tmp_path / "shared.db"
+
+    results = await asyncio.gather(*(_start_process(database) for _ in range(4)))
+
+    assert [code for code, _ in results] == [0, 0, 0, 0], [err[-2000:] for _, err in results]
+    assert await _counts(database) == (2, 4, 3)

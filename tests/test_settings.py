@@ -1,0 +1,127 @@
+"""Settings from the environment: defaults, validation that names the setting, production rules."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from app.settings import DEVELOPMENT_JWT_SECRET, Settings, SettingsError
+
+SECRET = "s" * 32
+
+
+def test_development_defaults(tmp_path: Path):
+    settings = Settings.from_env({}, env_file=tmp_path / "none")
+
+    assert settings.app_env == "development"
+    assert settings.database_url == "sqlite+aiosqlite:///./data/eventboard.db"
+    assert settings.jwt_secret == DEVELOPMENT_JWT_SECRET
+    assert settings.jwt_expires_in == 3600
+    assert settings.bcrypt_rounds == 12
+    assert settings.seed_demo_data is True
+    assert settings.max_body_bytes == 64 * 1024
+
+
+def test_values_are_parsed(tmp_path: Path):
+    settings = Settings.from_env(
+        {
+            "APP_ENV": "Production",
+            "JWT_SECRET": SECRET,
+            "JWT_EXPIRES_IN": "15m",
+            "BCRYPT_ROUNDS": "10",
+            "LOG_LEVEL": "debug",
+            "LOG_FORMAT": "json",
+            "DATABASE_URL": "postgresql+asyncpg://db/eventboard",
+        },
+        env_file=None,
+    )
+
+    assert settings.app_env == "production"
+    assert settings.jwt_expires_in == 900
+    assert settings.bcrypt_rounds == 10
+    assert settings.log_level == "DEBUG"
+    assert settings.log_format == "json"
+    assert settings.seed_demo_data is False  # off by default in production
+
+
+@pytest.mark.parametrize("env", ["production", "test"])
+def test_outside_development_a_jwt_secret_is_required(env):
+    with pytest.raises(SettingsError, match=r"^JWT_SECRET"):
+        Settings.from_env({"APP_ENV": env}, env_file=None)
+
+
+def test_short_jwt_secret_is_refused_without_echoing_it():
+    with pytest.raises(SettingsError) as raised:
+        Settings.from_env({"APP_ENV": "production", "JWT_SECRET": "tooshort"}, env_file=None)
+
+    assert str(raised.value).startswith("JWT_SECRET")
+    assert "tooshort" not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("APP_ENV", "staging"),
+        ("BCRYPT_ROUNDS", "3"),
+        ("BCRYPT_ROUNDS", "twelve"),
+        ("JWT_EXPIRES_IN", "soon"),
+        ("JWT_EXPIRES_IN", "0"),
+        ("SEED_DEMO_DATA", "maybe"),
+        ("LOG_FORMAT", "xml"),
+        ("LOG_LEVEL", "loud"),
+        ("DATABASE_URL", "mysql://x"),
+        ("BUS_TRANSPORT", "carrier-pigeon"),
+    ],
+)
+def test_a_bad_value_names_its_setting(name, value):
+    with pytest.raises(SettingsError) as raised:
+        Settings.from_env({name: value}, env_file=None)
+
+    assert str(raised.value).startswith(f"{name}:")
+    assert value in str(raised.value)
+
+
+def test_dotenv_is_read_and_the_environment_wins(tmp_path: Path):
+    env_file = tmp_path / ".env"
+    env_file.write_text("BCRYPT_ROUNDS=8\nLOG_FORMAT=json\n")
+
+    settings = Settings.from_env({"BCRYPT_ROUNDS": "9"}, env_file=env_file)
+
+    assert settings.bcrypt_rounds == 9
+    assert settings.log_format == "json"
+
+
+def _start(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("APP_", "JWT_", "DATABASE"))}
+    return subprocess.run(
+        [sys.executable, "-c", "import app.main; app.main.app"],
+        cwd=tmp_path,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_production_without_secret_refuses_to_start_with_one_line(tmp_path: Path):
+    result = _start(tmp_path, APP_ENV="production")
+
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "JWT_SECRET" in lines[0]
+
+
+def test_bad_setting_refuses_to_start_naming_it(tmp_path: Path):
+    result = _start(tmp_path, BCRYPT_ROUNDS="lots")
+
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "eventboard: invalid configuration: BCRYPT_ROUNDS: must be an integer between 4 and 31 "
+        "(got 'lots')"
+    ]
