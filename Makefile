@@ -3,27 +3,32 @@
 #   make test   installs everything and runs the whole suite (lint, types, contracts, tests)
 
 SHELL := /bin/bash
-UV := $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
 HOST ?= 0.0.0.0
 PORT ?= 3000
+# uv from PATH, else the one pip installs for this Python (`python3 -m uv`).
+UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 
-.PHONY: run test install check lint format migrate
+.PHONY: run test install uv lint migrate format
 
-$(UV):
-	python3 -m pip install --user --quiet uv
+uv:
+	@$(UV) --version >/dev/null 2>&1 \
+	  || python3 -m pip install --user --quiet uv \
+	  || python3 -m pip install --quiet uv
 
-install: $(UV)
+install: uv
 	$(UV) sync --frozen
 
 run: install
 	$(UV) run --frozen uvicorn app.main:app --host $(HOST) --port $(PORT) --no-access-log
 
-test: install
+test: install lint
+	$(UV) run --frozen pytest
+
+lint: install
 	$(UV) run --frozen ruff check .
 	$(UV) run --frozen ruff format --check .
 	$(UV) run --frozen mypy
 	$(UV) run --frozen lint-imports
-	$(UV) run --frozen pytest
 
 # Production: migrations are an explicit step (the app migrates itself only outside production).
 migrate: install

@@ -113,3 +113,47 @@ async def test_several_processes_starting_at_once_migrate_and_seed_once(tmp_path
 
     assert [code for code, _ in results] == [0, 0, 0, 0], [err[-2000:] for _, err in results]
     assert await _counts(database) == (2, 4, 3)
+
+
+async def _tables(database: Path) -> set[str]:
+    engine = create_engine(f"sqlite+aiosqlite:///{database}")
+    try:
+        async with engine.connect() as connection:
+            result = await connection.exec_driver_sql("SELECT name FROM sqlite_master")
+            return set(result.scalars())
+    finally:
+        await engine.dispose()
+
+
+async def test_production_migrates_only_through_the_explicit_command(tmp_path: Path):
+    database = tmp_path / "prod.db"
+    settings = make_settings(database, app_env="production", seed_demo_data=False)
+    async with AsyncTestClient(app=create_app(settings)):
+        pass
+    assert "events_events" not in await _tables(database)
+
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "alembic",
+        "upgrade",
+        "head",
+        cwd=ROOT,
+        env={"DATABASE_URL": settings.database_url, "PATH": "/usr/bin:/bin"},
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, err = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode == 0, err.decode()
+
+    async with AsyncTestClient(app=create_app(settings)) as client:
+        response = await client.post(
+            "/auth/signup",
+            json={
+                "email": "ops@prod.io",
+                "password": "Operator123!",
+                "firstName": "Op",
+                "lastName": "Erator",
+                "organizationName": "Prod Org",
+            },
+        )
+    assert response.status_code == 201
