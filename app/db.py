@@ -8,6 +8,8 @@ lock upgrade), plain `BEGIN` for reads, which never block in WAL mode.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -94,6 +96,15 @@ def create_engine(database_url: str) -> AsyncEngine:
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+@asynccontextmanager
+async def write_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
+    """A session in one write transaction, committed on success (for start-up work such as seeding;
+    commands get theirs from the bus's transaction middleware)."""
+    factory = create_session_factory(engine.execution_options(**{WRITE_OPTION: True}))
+    async with factory() as session, session.begin():
+        yield session
 
 
 def insert_ignoring_conflicts(table: Table, dialect_name: str) -> Insert:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from app.db import WRITE_OPTION, create_engine, create_session_factory, upgrade_to_head
+from app.db import create_engine, upgrade_to_head, write_transaction
+
+Transactions = Callable[[], AbstractAsyncContextManager[AsyncSession]]
+"""`async with tx() as session:` one write transaction, committed unless the block raises."""
 
 
 @pytest.fixture
@@ -19,33 +23,6 @@ async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
     await engine.dispose()
 
 
-class Transactions:
-    """`async with tx() as session:` one committed write transaction, as the bus would run it."""
-
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._factory = create_session_factory(engine.execution_options(**{WRITE_OPTION: True}))
-
-    def __call__(self) -> _Tx:
-        return _Tx(self._factory())
-
-
-class _Tx:
-    def __init__(self, session: AsyncSession) -> None:
-        self._session = session
-
-    async def __aenter__(self) -> AsyncSession:
-        await self._session.__aenter__()
-        await self._session.begin()
-        return self._session
-
-    async def __aexit__(self, *exc: object) -> None:
-        if exc[0] is None:
-            await self._session.commit()
-        else:
-            await self._session.rollback()
-        await self._session.close()
-
-
 @pytest.fixture
 def tx(engine: AsyncEngine) -> Transactions:
-    return Transactions(engine)
+    return lambda: write_transaction(engine)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import msgspec
+
 from app.bus.envelope import Principal, Role
 from app.clock import to_wire
 from app.errors import FieldError, Invalid
@@ -92,13 +94,7 @@ async def get_me(cmd: GetMe, uow: AuthUnitOfWork, principal: Principal) -> MeVie
     if organization is None:
         raise UserGone()
     return MeView(
-        id=user.id,
-        email=user.email,
-        first_name=user.first_name,
-        last_name=user.last_name,
-        role=user.role_enum,
-        organization_id=user.organization_id,
-        created_at=to_wire(user.created_at),
+        **msgspec.structs.asdict(user_view(user)),
         updated_at=to_wire(user.updated_at),
         organization=OrganizationView(
             id=organization.id, name=organization.name, slug=organization.slug

@@ -6,7 +6,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.bus.bus import Bus
 from app.bus.pipeline import Context
-from app.db import WRITE_OPTION, create_session_factory
+from app.db import write_transaction
 from app.errors import Unauthorized
 from app.modules.auth import handlers, seed
 from app.modules.auth.contracts import GetMe, LogIn, LoginView, MeView, SignUp, SignUpView
@@ -38,8 +38,7 @@ def register(bus: Bus, settings: Settings) -> None:
 
 
 async def seed_demo_data(engine: AsyncEngine, settings: Settings) -> None:
-    factory = create_session_factory(engine.execution_options(**{WRITE_OPTION: True}))
-    async with factory() as session, session.begin():
+    async with write_transaction(engine) as session:
         await seed.seed(session, PasswordHasher(settings.bcrypt_rounds))
 
 

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.bus.bus import Bus
 from app.bus.envelope import Principal
 from app.bus.pipeline import Context
-from app.db import WRITE_OPTION, create_session_factory
+from app.db import write_transaction
 from app.errors import Unauthorized
 from app.modules.events import handlers, seed
 from app.modules.events.contracts import (
@@ -42,8 +42,7 @@ def register(bus: Bus) -> None:
 
 
 async def seed_demo_data(engine: AsyncEngine) -> None:
-    factory = create_session_factory(engine.execution_options(**{WRITE_OPTION: True}))
-    async with factory() as session, session.begin():
+    async with write_transaction(engine) as session:
         await seed.seed(session)
 
 
