@@ -15,6 +15,7 @@ from app.gateway import policy
 from app.gateway.security import BEARER_SCHEME, authenticated
 from app.gateway.validation import QUERY_OPT
 from app.modules.events.contracts import (
+    MAX_PAGE,
     ApproveEvent,
     CreateEvent,
     DeleteEvent,
@@ -53,7 +54,9 @@ class EventsController(Controller):
         self,
         principal: NamedDependency[Principal],
         bus: NamedDependency[Bus],
-        page: Annotated[int, QueryParameter(ge=1, description="Page number, from 1")] = 1,
+        page: Annotated[
+            int, QueryParameter(ge=1, le=MAX_PAGE, description="Page number, from 1")
+        ] = 1,
         limit: Annotated[int, QueryParameter(ge=1, le=100, description="Page size, 1-100")] = 10,
         sort_by: Annotated[SortField, QueryParameter(name="sortBy")] = "startDate",
         sort_order: Annotated[SortOrder, QueryParameter(name="sortOrder")] = "asc",

@@ -10,12 +10,14 @@ from __future__ import annotations
 import re
 import types
 import typing
+from datetime import datetime
 from typing import Any
 
 import msgspec
 from litestar import Request
 from msgspec import UnsetType
 
+from app.bus.contracts import CALENDAR_RULE, within_calendar
 from app.errors import FieldError, Invalid
 
 QUERY_OPT = "query"
@@ -72,8 +74,11 @@ def check_json_body(body: bytes, body_type: type[Any]) -> list[FieldError]:
         return [FieldError(field="body", message="A JSON object body is required")]
     try:
         data = msgspec.json.decode(body)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        # Also invalid UTF-8, and lone UTF-16 surrogates (`"\ud800"`), which nothing could store.
         raise Invalid("Malformed JSON in request body", code="MALFORMED_JSON") from None
+    except RecursionError:
+        raise Invalid("The request body is nested too deeply", code="MALFORMED_JSON") from None
     if not isinstance(data, dict):
         return [FieldError(field="body", message="The request body must be a JSON object")]
     known = {f.encode_name for f in msgspec.structs.fields(body_type)}
@@ -98,9 +103,12 @@ def check_fields(
             continue
         field_type = _without_unset(field.type)
         try:
-            msgspec.convert(data[name], field_type, strict=strict)
+            value = msgspec.convert(data[name], field_type, strict=strict)
         except msgspec.ValidationError as exc:
             errors.append(FieldError(field=name, message=_message(name, field_type, str(exc))))
+            continue
+        if isinstance(value, datetime) and not within_calendar(value):
+            errors.append(FieldError(field=name, message=f"{name} must be {CALENDAR_RULE}"))
     return errors
 
 
@@ -122,16 +130,22 @@ def _message(name: str, annotation: Any, raw: str) -> str:
         if got == "null":
             return f"{name} must not be null"
         return f"{name} must be {_TYPE_WORDS.get(expected, expected)}"
-    custom = _custom_message(annotation)
+    custom = _custom_message(
+        annotation, "pattern_message" if "matching regex" in raw else "message"
+    )
     if custom is not None:
         return custom if custom.startswith(name) else f"{name} {custom}"
     return f"{name}: {raw.replace('`', '')}"
 
 
-def _custom_message(annotation: Any) -> str | None:
+def _custom_message(annotation: Any, key: str) -> str | None:
+    """The contract's own message for a failed constraint: `Meta(extra={"message": ...})`, and
+    `"pattern_message"` for a failed pattern when the field has one."""
     for candidate in (annotation, *typing.get_args(annotation)):
         if typing.get_origin(candidate) is typing.Annotated:
             for meta in typing.get_args(candidate)[1:]:
-                if isinstance(meta, msgspec.Meta) and meta.extra and "message" in meta.extra:
-                    return str(meta.extra["message"])
+                if isinstance(meta, msgspec.Meta) and meta.extra:
+                    message = meta.extra.get(key) or meta.extra.get("message")
+                    if message is not None:
+                        return str(message)
     return None

@@ -7,60 +7,43 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta
 
+from app.bus.contracts import Contract, text
 from app.bus.envelope import Role
 from app.errors import Conflict, NotFound, Unauthorized
 
-EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+EMAIL_PATTERN = r"^[^@\s\x00]+@[^@\s\x00]+\.[^@\s\x00]+$"
 # At least one lower-case letter, one upper-case letter, and one digit or symbol.
 PASSWORD_PATTERN = r"^(?=.*[a-z])(?=.*[A-Z])(?=.*[^A-Za-z])"
 BCRYPT_MAX_BYTES = 72
 
 Email = Annotated[
     str,
-    Meta(
-        max_length=254,
-        pattern=EMAIL_PATTERN,
-        extra={"message": "email must be a valid email address"},
-        examples=["user@acme.com"],
-    ),
+    text("email", "a valid email address", pattern=EMAIL_PATTERN, max_length=254),
+    Meta(examples=["user@acme.com"]),
 ]
 Password = Annotated[
     str,
-    Meta(
+    text(
+        "password",
+        "8-100 characters long and contain an uppercase letter, a lowercase letter "
+        "and a digit or symbol",
+        pattern=PASSWORD_PATTERN,
         min_length=8,
         max_length=100,
-        pattern=PASSWORD_PATTERN,
-        extra={
-            "message": "password must be 8-100 characters long and contain an uppercase letter, "
-            "a lowercase letter and a digit or symbol"
-        },
     ),
 ]
-FirstName = Annotated[
-    str,
-    Meta(min_length=2, max_length=50, extra={"message": "firstName must be 2-50 characters long"}),
-]
-LastName = Annotated[
-    str,
-    Meta(min_length=2, max_length=50, extra={"message": "lastName must be 2-50 characters long"}),
-]
+FirstName = Annotated[str, text("firstName", "2-50 characters long", min_length=2, max_length=50)]
+LastName = Annotated[str, text("lastName", "2-50 characters long", min_length=2, max_length=50)]
 OrganizationId = Annotated[
-    str,
-    Meta(min_length=1, max_length=64, extra={"message": "organizationId must be 1-64 characters"}),
+    str, text("organizationId", "1-64 characters long", min_length=1, max_length=64)
 ]
 OrganizationName = Annotated[
-    str,
-    Meta(
-        min_length=2,
-        max_length=100,
-        extra={"message": "organizationName must be 2-100 characters long"},
-    ),
+    str, text("organizationName", "2-100 characters long", min_length=2, max_length=100)
 ]
-LoginEmail = Annotated[
-    str, Meta(min_length=1, max_length=254, extra={"message": "email is required"})
-]
+LoginEmail = Annotated[str, text("email", "1-254 characters long", min_length=1, max_length=254)]
 LoginPassword = Annotated[
-    str, Meta(min_length=1, max_length=100, extra={"message": "password must be 1-100 characters"})
+    str,
+    Meta(min_length=1, max_length=100, extra={"message": "password must be 1-100 characters long"}),
 ]
 Timestamp = Annotated[str, Meta(extra_json_schema={"format": "date-time"})]
 
@@ -74,7 +57,7 @@ class _Contract(
 # Commands
 
 
-class SignUp(_Contract, frozen=True, kw_only=True):
+class SignUp(Contract, frozen=True, kw_only=True):
     """Join an organization (`organizationId`) as USER or found one (`organizationName`)."""
 
     email: Email
@@ -85,25 +68,25 @@ class SignUp(_Contract, frozen=True, kw_only=True):
     organization_name: OrganizationName | None = None
 
 
-class LogIn(_Contract, frozen=True, kw_only=True):
+class LogIn(Contract, frozen=True, kw_only=True):
     email: LoginEmail
     password: LoginPassword
 
 
-class GetMe(_Contract, frozen=True, kw_only=True):
+class GetMe(Contract, frozen=True, kw_only=True):
     pass
 
 
 # Views
 
 
-class OrganizationView(_Contract, frozen=True, kw_only=True):
+class OrganizationView(Contract, frozen=True, kw_only=True):
     id: str
     name: str
     slug: str
 
 
-class UserView(_Contract, frozen=True, kw_only=True):
+class UserView(Contract, frozen=True, kw_only=True):
     id: str
     email: str
     first_name: str
@@ -113,7 +96,7 @@ class UserView(_Contract, frozen=True, kw_only=True):
     created_at: Timestamp
 
 
-class MeView(_Contract, frozen=True, kw_only=True):
+class MeView(Contract, frozen=True, kw_only=True):
     id: str
     email: str
     first_name: str
@@ -125,12 +108,12 @@ class MeView(_Contract, frozen=True, kw_only=True):
     organization: OrganizationView
 
 
-class SignUpView(_Contract, frozen=True, kw_only=True):
+class SignUpView(Contract, frozen=True, kw_only=True):
     user: UserView
     access_token: str
 
 
-class LoginView(_Contract, frozen=True, kw_only=True):
+class LoginView(Contract, frozen=True, kw_only=True):
     user: UserView
     access_token: str
     expires_in: int

@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
+from app.bus.contracts import Contract, text
 from app.errors import Conflict, Forbidden, NotFound
 
 
@@ -19,29 +20,18 @@ class EventStatus(StrEnum):
     REJECTED = "REJECTED"
 
 
+MAX_PAGE = 1_000_000
 SortField = Literal["createdAt", "startDate", "title", "status"]
 SortOrder = Literal["asc", "desc"]
 
-Title = Annotated[
-    str,
-    Meta(min_length=3, max_length=200, extra={"message": "title must be 3-200 characters long"}),
-]
+Title = Annotated[str, text("title", "3-200 characters long", min_length=3, max_length=200)]
 Description = Annotated[
-    str,
-    Meta(
-        min_length=10,
-        max_length=5000,
-        extra={"message": "description must be 10-5000 characters long"},
-    ),
+    str, text("description", "10-5000 characters long", min_length=10, max_length=5000)
 ]
-Location = Annotated[
-    str, Meta(max_length=200, extra={"message": "location must be at most 200 characters long"})
-]
-Reason = Annotated[
-    str,
-    Meta(min_length=10, max_length=500, extra={"message": "reason must be 10-500 characters long"}),
-]
-EventId = Annotated[str, Meta(max_length=64)]
+Location = Annotated[str, text("location", "at most 200 characters long", max_length=200)]
+Reason = Annotated[str, text("reason", "10-500 characters long", min_length=10, max_length=500)]
+Search = Annotated[str, text("search", "at most 200 characters long", max_length=200)]
+EventId = str
 When = Annotated[
     datetime,
     Meta(
@@ -49,9 +39,6 @@ When = Annotated[
         extra={"message": "must be an ISO 8601 date-time with a UTC offset"},
         examples=["2026-06-15T09:00:00.000Z"],
     ),
-]
-Search = Annotated[
-    str, Meta(max_length=200, extra={"message": "search must be at most 200 characters long"})
 ]
 Timestamp = Annotated[str, Meta(extra_json_schema={"format": "date-time"})]
 
@@ -65,7 +52,7 @@ class _Contract(
 # Commands
 
 
-class CreateEvent(_Contract, frozen=True, kw_only=True):
+class CreateEvent(Contract, frozen=True, kw_only=True):
     title: Title
     description: Description
     location: Location | None = None
@@ -73,7 +60,7 @@ class CreateEvent(_Contract, frozen=True, kw_only=True):
     end_date: When
 
 
-class EventChanges(_Contract, frozen=True, kw_only=True):
+class EventChanges(Contract, frozen=True, kw_only=True):
     """The body of PATCH /events/{id}: only the fields given change; `location: null` clears it."""
 
     title: Title | UnsetType = UNSET
@@ -83,42 +70,45 @@ class EventChanges(_Contract, frozen=True, kw_only=True):
     end_date: When | UnsetType = UNSET
 
 
-class UpdateEvent(_Contract, frozen=True, kw_only=True):
+class UpdateEvent(Contract, frozen=True, kw_only=True):
     event_id: EventId
     changes: EventChanges
 
 
-class FindEvent(_Contract, frozen=True, kw_only=True):
+class FindEvent(Contract, frozen=True, kw_only=True):
     event_id: EventId
 
 
-class DeleteEvent(_Contract, frozen=True, kw_only=True):
+class DeleteEvent(Contract, frozen=True, kw_only=True):
     event_id: EventId
 
 
-class SubmitEvent(_Contract, frozen=True, kw_only=True):
+class SubmitEvent(Contract, frozen=True, kw_only=True):
     event_id: EventId
 
 
-class ApproveEvent(_Contract, frozen=True, kw_only=True):
+class ApproveEvent(Contract, frozen=True, kw_only=True):
     event_id: EventId
 
 
-class Rejection(_Contract, frozen=True, kw_only=True):
+class Rejection(Contract, frozen=True, kw_only=True):
     """The body of POST /events/{id}/reject."""
 
     reason: Reason
 
 
-class RejectEvent(_Contract, frozen=True, kw_only=True):
+class RejectEvent(Contract, frozen=True, kw_only=True):
     event_id: EventId
     reason: Reason
 
 
-class ListEvents(_Contract, frozen=True, kw_only=True):
+class ListEvents(Contract, frozen=True, kw_only=True):
     """GET /events query: filters, sort and page. Dates are inclusive bounds on startDate."""
 
-    page: Annotated[int, Meta(ge=1, extra={"message": "page must be an integer >= 1"})] = 1
+    page: Annotated[
+        int,
+        Meta(ge=1, le=MAX_PAGE, extra={"message": f"page must be an integer from 1 to {MAX_PAGE}"}),
+    ] = 1
     limit: Annotated[
         int, Meta(ge=1, le=100, extra={"message": "limit must be an integer from 1 to 100"})
     ] = 10
@@ -144,7 +134,7 @@ class ListEvents(_Contract, frozen=True, kw_only=True):
 # Views
 
 
-class EventView(_Contract, frozen=True, kw_only=True):
+class EventView(Contract, frozen=True, kw_only=True):
     id: str
     title: str
     description: str
@@ -159,7 +149,7 @@ class EventView(_Contract, frozen=True, kw_only=True):
     updated_at: Timestamp
 
 
-class PageMeta(_Contract, frozen=True, kw_only=True):
+class PageMeta(Contract, frozen=True, kw_only=True):
     page: int
     limit: int
     total: int
@@ -168,7 +158,7 @@ class PageMeta(_Contract, frozen=True, kw_only=True):
     has_next: bool
 
 
-class EventPage(_Contract, frozen=True, kw_only=True):
+class EventPage(Contract, frozen=True, kw_only=True):
     data: list[EventView]
     meta: PageMeta
 

@@ -20,7 +20,12 @@ from app.modules.events.contracts import (
     SubmitEvent,
     UpdateEvent,
 )
-from app.modules.events.model import Event, require_may_delete, require_reviewer
+from app.modules.events.model import (
+    Event,
+    check_within_calendar,
+    require_may_delete,
+    require_reviewer,
+)
 from app.modules.events.uow import EventsUnitOfWork
 
 
@@ -31,6 +36,7 @@ async def create_event(cmd: CreateEvent, uow: EventsUnitOfWork, principal: Princ
 
 
 async def list_events(cmd: ListEvents, uow: EventsUnitOfWork, principal: Principal) -> EventPage:
+    check_within_calendar(startDateFrom=cmd.start_date_from, startDateTo=cmd.start_date_to)
     own_only = principal.user_id if principal.role == Role.USER else None
     rows, total = await uow.events.page(cmd, principal.organization_id, own_only)
     total_pages = math.ceil(total / cmd.limit)

@@ -13,6 +13,7 @@ from msgspec import UNSET
 from sqlalchemy import Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from app.bus.contracts import CALENDAR_RULE, within_calendar
 from app.bus.envelope import Principal, Role
 from app.clock import utcnow
 from app.db import Base, UTCDateTime
@@ -40,6 +41,17 @@ def require_may_delete(principal: Principal) -> None:
     """Moderators never delete; checked before the event is looked up."""
     if principal.role == Role.MODERATOR:
         raise InsufficientRole("Moderators cannot delete events")
+
+
+def check_within_calendar(**moments: datetime | None) -> None:
+    """Refuse dates outside the contracts' calendar (keyword names are the wire's field names)."""
+    errors = [
+        FieldError(field=name, message=f"{name} must be {CALENDAR_RULE}")
+        for name, moment in moments.items()
+        if moment is not None and not within_calendar(moment)
+    ]
+    if errors:
+        raise Invalid.fields(errors)
 
 
 def check_dates(start: datetime, end: datetime) -> None:
@@ -71,6 +83,7 @@ class Event(Base):
 
     @classmethod
     def create(cls, cmd: CreateEvent, by: Principal) -> Event:
+        check_within_calendar(startDate=cmd.start_date, endDate=cmd.end_date)
         check_dates(cmd.start_date, cmd.end_date)
         now = utcnow()
         return cls(
@@ -108,6 +121,7 @@ class Event(Base):
                 )
         start = self.start_date if changes.start_date is UNSET else changes.start_date
         end = self.end_date if changes.end_date is UNSET else changes.end_date
+        check_within_calendar(startDate=start, endDate=end)
         check_dates(start, end)
         for field in ("title", "description", "location", "start_date", "end_date"):
             value = getattr(changes, field)

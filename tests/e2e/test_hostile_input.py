@@ -1,0 +1,101 @@
+"""Input nobody planned for gets a clear 4xx problem, never a 500, and changes nothing."""
+
+from __future__ import annotations
+
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from tests.conftest import new_event
+
+Client = AsyncTestClient[Litestar]
+Auth = dict[str, dict[str, str]]
+JSON = {"Content-Type": "application/json"}
+
+
+async def total(client: Client, auth: Auth) -> int:
+    response = await client.get("/events", headers=auth["admin"])
+    count: int = response.json()["meta"]["total"]
+    return count
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"[" * 5000 + b"]" * 5000, b'{"title": ' + b"[" * 5000 + b"]" * 5000 + b"}"],
+    ids=["nested-array", "nested-field"],
+)
+async def test_deeply_nested_json_is_400(client: Client, auth: Auth, body):
+    response = await client.post("/events", content=body, headers={**auth["admin"], **JSON})
+
+    assert response.status_code == 400
+    assert response.json()["detail"] == "The request body is nested too deeply"
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"startDate": "0001-01-01T00:00:00+05:00"}, "startDate"),
+        ({"endDate": "9999-12-31T23:00:00-05:00"}, "endDate"),
+        ({"title": "nul \u0000 inside"}, "title"),
+        ({"description": "nul in the description \u0000"}, "description"),
+    ],
+)
+async def test_unstorable_values_are_400_and_nothing_is_created(
+    client: Client, auth: Auth, fields, field
+):
+    before = await total(client, auth)
+
+    response = await client.post("/events", json=new_event(**fields), headers=auth["admin"])
+
+    assert response.status_code == 400
+    assert [e["field"] for e in response.json()["errors"]] == [field]
+    assert await total(client, auth) == before
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "startDateFrom=0001-01-01T00:00:00%2B05:00",
+        "startDateTo=9999-12-31T23:59:59-05:00",
+        "page=1000000000000000000000",
+        "search=%00",
+    ],
+)
+async def test_unusable_query_values_are_400(client: Client, auth: Auth, query):
+    response = await client.get(f"/events?{query}", headers=auth["admin"])
+
+    assert response.status_code == 400
+    assert response.json()["code"] == "VALIDATION_FAILED"
+
+
+async def test_lone_surrogates_in_json_strings_are_400(client: Client, auth: Auth):
+    login = await client.post(
+        "/auth/login",
+        content=b'{"email": "admin@acme.com", "password": "Pass\\ud800word1"}',
+        headers=JSON,
+    )
+    create = await client.post(
+        "/events",
+        content=b'{"title": "Broken \\udfff text", "description": "Long enough text.",'
+        b' "startDate": "2026-09-01T09:00:00Z", "endDate": "2026-09-01T10:00:00Z"}',
+        headers={**auth["admin"], **JSON},
+    )
+
+    for response in (login, create):
+        assert response.status_code == 400
+        assert response.json()["code"] == "MALFORMED_JSON"
+
+
+async def test_very_long_event_ids_are_simply_not_found(client: Client, auth: Auth):
+    response = await client.get("/events/" + "a" * 2000, headers=auth["admin"])
+
+    assert response.status_code == 404
+
+
+async def test_invalid_utf8_body_is_400(client: Client, auth: Auth):
+    response = await client.post(
+        "/events", content=b'{"title": "\xff\xfe"}', headers={**auth["admin"], **JSON}
+    )
+
+    assert response.status_code == 400
+    assert response.json()["code"] == "MALFORMED_JSON"
