@@ -53,16 +53,18 @@ def check_query(items: list[tuple[str, str]], query_type: type[Any] | None) -> l
     errors: list[FieldError] = []
     for name, value in items:
         if name in values:
-            errors.append(FieldError(field=name, message=f"{name} must be given at most once"))
+            shown = _shown(name)
+            errors.append(FieldError(field=shown, message=f"{shown} must be given at most once"))
         values[name] = value
     if query_type is None:
         return errors + [
-            FieldError(field=name, message=f"Unknown query parameter {name!r}") for name in values
+            FieldError(field=_shown(name), message=f"Unknown query parameter {_shown(name)!r}")
+            for name in values
         ]
     known = {f.encode_name for f in msgspec.structs.fields(query_type)}
     present = {k: v for k, v in values.items() if k in known}
     errors += [
-        FieldError(field=name, message=f"Unknown query parameter {name!r}")
+        FieldError(field=_shown(name), message=f"Unknown query parameter {_shown(name)!r}")
         for name in values
         if name not in known
     ]
@@ -83,7 +85,7 @@ def check_json_body(body: bytes, body_type: type[Any]) -> list[FieldError]:
         return [FieldError(field="body", message="The request body must be a JSON object")]
     known = {f.encode_name for f in msgspec.structs.fields(body_type)}
     unknown = [
-        FieldError(field=str(name), message=f"Unknown field {name!r}")
+        FieldError(field=_shown(name), message=f"Unknown field {_shown(name)!r}")
         for name in data
         if name not in known
     ]
@@ -110,6 +112,11 @@ def check_fields(
         if isinstance(value, datetime) and not within_calendar(value):
             errors.append(FieldError(field=name, message=f"{name} must be {CALENDAR_RULE}"))
     return errors
+
+
+def _shown(name: str) -> str:
+    """A client-chosen name as echoed back in an error: at most 64 characters."""
+    return name if len(name) <= 64 else name[:61] + "..."
 
 
 def _without_unset(annotation: Any) -> Any:

@@ -99,3 +99,14 @@ async def test_invalid_utf8_body_is_400(client: Client, auth: Auth):
 
     assert response.status_code == 400
     assert response.json()["code"] == "MALFORMED_JSON"
+
+
+async def test_unknown_names_are_echoed_back_truncated(client: Client, auth: Auth):
+    long_name = "n" * 5000
+    body = await client.post("/events", json={**new_event(), long_name: 1}, headers=auth["admin"])
+    query = await client.get(f"/events?{long_name}=1", headers=auth["admin"])
+
+    for response in (body, query):
+        assert response.status_code == 400
+        assert len(response.text) < 1000
+        assert response.json()["errors"][0]["field"] == "n" * 61 + "..."
