@@ -14,8 +14,11 @@ from loguru import logger
 
 from app.bus.bus import Bus
 from app.bus.correlation import CorrelationMiddleware
-from app.bus.logging import LoggingMiddleware
-from app.bus.testing import WireRoundTripTransport
+from app.bus.logging import HandleLoggingMiddleware, SendLoggingMiddleware
+from app.bus.pipeline import HandleMiddleware
+from app.bus.retry import RetryMiddleware
+from app.bus.testing import FaultMiddleware, WireRoundTripTransport
+from app.bus.timeout import DeadlineMiddleware, TimeoutMiddleware
 from app.bus.transaction import TransactionMiddleware
 from app.bus.transports.local import LocalTransport
 from app.db import create_engine, upgrade_to_head
@@ -25,25 +28,45 @@ from app.modules.auth import module as auth_module
 from app.modules.events import module as events_module
 from app.settings import Settings, SettingsError
 
+SHUTDOWN_GRACE_SECONDS = 10.0
+
 
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or Settings.from_env()
     configure_logging(settings)
     engine = create_engine(settings.database_url)
 
+    handle_middleware: list[HandleMiddleware] = [
+        CorrelationMiddleware(),
+        HandleLoggingMiddleware(),
+        DeadlineMiddleware(),
+        TransactionMiddleware(engine),
+    ]
+    if settings.bus_faults:
+        handle_middleware.append(FaultMiddleware(settings.bus_faults))
+        logger.warning("fault injection is on: {}", [f.cmd for f in settings.bus_faults])
     bus = Bus(
-        handle_middleware=[
-            CorrelationMiddleware(),
-            LoggingMiddleware(),
-            TransactionMiddleware(engine),
+        send_middleware=[
+            SendLoggingMiddleware(),
+            RetryMiddleware(
+                base_delay=settings.retry_base_delay,
+                multiplier=settings.retry_multiplier,
+                max_delay=settings.retry_max_delay,
+                budget_ratio=settings.retry_budget_ratio,
+                budget_min_per_second=settings.retry_budget_min_per_second,
+            ),
+            TimeoutMiddleware(),
         ],
+        handle_middleware=handle_middleware,
     )
     auth_module.register(bus, settings)
     events_module.register(bus)
-    if settings.bus_transport == "local-wire":
-        bus.connect(WireRoundTripTransport(bus))
-    else:
-        bus.connect(LocalTransport(bus))
+    transport = (
+        WireRoundTripTransport(bus)
+        if settings.bus_transport == "local-wire"
+        else LocalTransport(bus)
+    )
+    bus.connect(transport)
 
     async def start() -> None:
         if not settings.is_production:
@@ -54,6 +77,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         logger.bind(env=settings.app_env, transport=settings.bus_transport).info("started")
 
     async def stop() -> None:
+        await transport.drain(SHUTDOWN_GRACE_SECONDS)
         await engine.dispose()
 
     return create_gateway(settings, bus, on_startup=[start], on_shutdown=[stop])

@@ -6,7 +6,7 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 from dotenv import dotenv_values
@@ -24,6 +24,21 @@ class SettingsError(ValueError):
     """A setting is missing or malformed; the message names the variable."""
 
 
+class Fault(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A fault injected on the handle side of one pattern (`BUS_FAULTS`, never in production).
+
+    `delay_ms` waits before the handler runs (or after it, before commit, with `after_handler`);
+    `error` is raised on the first `fail_times` deliveries, or on a random `error_rate` share.
+    """
+
+    cmd: str
+    delay_ms: Annotated[int, msgspec.Meta(ge=0, le=600_000)] = 0
+    after_handler: bool = False
+    error: Literal["unavailable", "locked", "internal"] | None = None
+    fail_times: Annotated[int, msgspec.Meta(ge=0)] = 0
+    error_rate: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.0
+
+
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     app_env: Environment = "development"
     database_url: str = "sqlite+aiosqlite:///./data/eventboard.db"
@@ -36,6 +51,22 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     bus_transport: BusTransport = "local"
     max_body_bytes: int = 64 * 1024
     cors_allow_origins: tuple[str, ...] = ("*",)
+    # Per-route bus policy: total time the gateway waits, and attempts (the seeds' values).
+    timeout_auth: float = 5.0
+    timeout_list: float = 10.0
+    timeout_read: float = 5.0
+    timeout_write: float = 10.0
+    attempts_auth: int = 2
+    attempts_me: int = 3
+    attempts_read: int = 3
+    attempts_write: int = 1
+    # Retries: exponential backoff with full jitter, and a per-module budget.
+    retry_base_delay: float = 1.0
+    retry_multiplier: float = 2.0
+    retry_max_delay: float = 30.0
+    retry_budget_ratio: float = 0.2
+    retry_budget_min_per_second: float = 3.0
+    bus_faults: tuple[Fault, ...] = ()
 
     @classmethod
     def from_env(
@@ -65,6 +96,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                 f"set it to a random value of at least {MIN_JWT_SECRET_BYTES} bytes"
             )
         kwargs.setdefault("seed_demo_data", app_env != "production")
+        if kwargs.get("bus_faults") and app_env == "production":
+            raise SettingsError("BUS_FAULTS: fault injection is refused when APP_ENV=production")
         return cls(**kwargs)
 
     @property
@@ -112,6 +145,44 @@ _DURATION = re.compile(r"^(\d+)\s*([smhd]?)$")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
+_SECONDS = re.compile(r"^(\d+(?:\.\d+)?)\s*(ms|s)?$")
+
+
+def _seconds(raw: str) -> float:
+    """`5`, `5s`, `2.5s`, `500ms` -> seconds (positive)."""
+    match = _SECONDS.match(raw.lower())
+    if match is None or float(match.group(1)) <= 0:
+        raise ValueError("must be a positive duration such as 5, 2.5s or 500ms")
+    value = float(match.group(1))
+    return value / 1000 if match.group(2) == "ms" else value
+
+
+def _non_negative_seconds(raw: str) -> float:
+    return 0.0 if raw.strip() in ("0", "0s", "0ms") else _seconds(raw)
+
+
+def _float_between(low: float, high: float) -> Callable[[str], float]:
+    def parse(raw: str) -> float:
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ValueError(f"must be a number between {low} and {high}") from None
+        if not low <= value <= high:
+            raise ValueError(f"must be a number between {low} and {high}")
+        return value
+
+    return parse
+
+
+def _faults(raw: str) -> tuple[Fault, ...]:
+    try:
+        return msgspec.json.decode(raw, type=tuple[Fault, ...])
+    except msgspec.DecodeError as exc:
+        raise ValueError(
+            f'must be a JSON list such as [{{"cmd": "events.findAll", "delay_ms": 12000}}]: {exc}'
+        ) from None
+
+
 def parse_duration(raw: str) -> int:
     """`3600`, `90s`, `15m`, `1h`, `7d` -> seconds (positive)."""
     match = _DURATION.match(raw.lower())
@@ -155,4 +226,18 @@ _PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "BUS_TRANSPORT": ("bus_transport", _choice("local", "local-wire")),
     "MAX_BODY_BYTES": ("max_body_bytes", _int_between(1024, 16 * 1024 * 1024)),
     "CORS_ALLOW_ORIGINS": ("cors_allow_origins", _origins),
+    "TIMEOUT_AUTH": ("timeout_auth", _seconds),
+    "TIMEOUT_LIST": ("timeout_list", _seconds),
+    "TIMEOUT_READ": ("timeout_read", _seconds),
+    "TIMEOUT_WRITE": ("timeout_write", _seconds),
+    "ATTEMPTS_AUTH": ("attempts_auth", _int_between(1, 10)),
+    "ATTEMPTS_ME": ("attempts_me", _int_between(1, 10)),
+    "ATTEMPTS_READ": ("attempts_read", _int_between(1, 10)),
+    "ATTEMPTS_WRITE": ("attempts_write", _int_between(1, 10)),
+    "RETRY_BASE_DELAY": ("retry_base_delay", _non_negative_seconds),
+    "RETRY_MULTIPLIER": ("retry_multiplier", _float_between(1.0, 10.0)),
+    "RETRY_MAX_DELAY": ("retry_max_delay", _seconds),
+    "RETRY_BUDGET_RATIO": ("retry_budget_ratio", _float_between(0.0, 1.0)),
+    "RETRY_BUDGET_MIN_PER_SECOND": ("retry_budget_min_per_second", _float_between(0.0, 1000.0)),
+    "BUS_FAULTS": ("bus_faults", _faults),
 }

@@ -125,3 +125,77 @@ def test_bad_setting_refuses_to_start_naming_it(tmp_path: Path):
         "eventboard: invalid configuration: BCRYPT_ROUNDS: must be an integer between 4 and 31 "
         "(got 'lots')"
     ]
+
+
+def test_route_policies_and_retry_settings_are_configurable():
+    settings = Settings.from_env(
+        {
+            "TIMEOUT_AUTH": "2s",
+            "TIMEOUT_LIST": "1500ms",
+            "TIMEOUT_READ": "3",
+            "TIMEOUT_WRITE": "2.5s",
+            "ATTEMPTS_WRITE": "2",
+            "RETRY_BASE_DELAY": "250ms",
+            "RETRY_MULTIPLIER": "3",
+            "RETRY_BUDGET_RATIO": "0.1",
+        },
+        env_file=None,
+    )
+
+    assert (settings.timeout_auth, settings.timeout_list) == (2.0, 1.5)
+    assert (settings.timeout_read, settings.timeout_write) == (3.0, 2.5)
+    assert settings.attempts_write == 2
+    assert settings.retry_base_delay == 0.25
+    assert settings.retry_multiplier == 3.0
+    assert settings.retry_budget_ratio == 0.1
+
+
+def test_seed_policy_defaults():
+    settings = Settings.from_env({}, env_file=None)
+
+    assert (settings.timeout_auth, settings.timeout_list) == (5.0, 10.0)
+    assert (settings.timeout_read, settings.timeout_write) == (5.0, 10.0)
+    assert (settings.attempts_auth, settings.attempts_me) == (2, 3)
+    assert (settings.attempts_read, settings.attempts_write) == (3, 1)
+    assert (settings.retry_base_delay, settings.retry_multiplier) == (1.0, 2.0)
+
+
+def test_bus_faults_are_parsed():
+    settings = Settings.from_env(
+        {
+            "BUS_FAULTS": '[{"cmd": "events.findAll", "delay_ms": 12000},'
+            ' {"cmd": "events.findOne", "fail_times": 2, "error": "unavailable"},'
+            ' {"cmd": "events.create", "error_rate": 0.3, "error": "unavailable"}]'
+        },
+        env_file=None,
+    )
+
+    assert [f.cmd for f in settings.bus_faults] == [
+        "events.findAll",
+        "events.findOne",
+        "events.create",
+    ]
+    assert settings.bus_faults[0].delay_ms == 12000
+    assert settings.bus_faults[1].fail_times == 2
+    assert settings.bus_faults[2].error_rate == 0.3
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["not json", '{"cmd": "x"}', '[{"cmd": "x", "error": "meteor"}]', '[{"cmd": "x", "oops": 1}]'],
+)
+def test_malformed_bus_faults_are_refused(value):
+    with pytest.raises(SettingsError, match=r"^BUS_FAULTS"):
+        Settings.from_env({"BUS_FAULTS": value}, env_file=None)
+
+
+def test_fault_injection_is_refused_in_production():
+    with pytest.raises(SettingsError, match=r"^BUS_FAULTS: fault injection is refused"):
+        Settings.from_env(
+            {
+                "APP_ENV": "production",
+                "JWT_SECRET": SECRET,
+                "BUS_FAULTS": '[{"cmd": "events.findAll", "delay_ms": 10}]',
+            },
+            env_file=None,
+        )

@@ -30,10 +30,12 @@ Handler = Callable[[Any, Context], Awaitable[Any]]
 
 @dataclass(frozen=True, slots=True)
 class Policy:
-    """How long the caller waits in total, and how many attempts it may make."""
+    """How long the caller waits in total, how many attempts it may make, and whether the command
+    is a read (a read may be retried even when an attempt may already have run)."""
 
     timeout: float = 10.0
     attempts: int = 1
+    read: bool = False
 
 
 DEFAULT_POLICY = Policy()
@@ -125,6 +127,8 @@ class Bus:
             principal=principal,
             idempotency_key=idempotency_key,
             deadline=time.time() + policy.timeout,
+            max_attempts=policy.attempts,
+            read=policy.read,
         )
         return await self._send(envelope)
 

@@ -40,7 +40,15 @@ class Envelope(msgspec.Struct, Generic[P], frozen=True, kw_only=True):
     deadline: float | None = None
     """Absolute wall-clock time (`time.time()`) after which nobody waits for the answer."""
     attempt: int = 1
+    max_attempts: int = 1
+    read: bool = False
+    """The sender declares the command a read: safe to repeat even if it may have run."""
     traceparent: str | None = None
+
+
+def module_of(pattern: str) -> str:
+    """`"events.submit"` -> `"events"`: the target module, for logs, budgets and breakers."""
+    return pattern.split(".", 1)[0]
 
 
 def pattern_name(pattern: Pattern) -> str:

@@ -1,4 +1,8 @@
-"""One log line per command on the handle side: pattern, outcome, duration, attempt."""
+"""One log line per command on each side: pattern, module, outcome, duration, attempt.
+
+`sent` (send side, once per `bus.send`, retries included) and `handled` (handle side, once per
+delivery). With the correlation id bound, `grep <id>` shows a request's whole path.
+"""
 
 from __future__ import annotations
 
@@ -7,25 +11,39 @@ from typing import Any
 
 from loguru import logger
 
-from app.bus.pipeline import Context, HandleNext
+from app.bus.envelope import Envelope, module_of
+from app.bus.pipeline import Context, HandleNext, SendNext
 from app.errors import AppError
 
 
-class LoggingMiddleware:
+class SendLoggingMiddleware:
+    async def __call__(self, envelope: Envelope[Any], call_next: SendNext) -> Any:
+        return await _logged(envelope, "send", "sent", call_next(envelope))
+
+
+class HandleLoggingMiddleware:
     async def __call__(self, context: Context, call_next: HandleNext) -> Any:
-        envelope = context.envelope
-        log = logger.bind(cmd=envelope.pattern, side="handle", attempt=envelope.attempt)
-        started = time.perf_counter()
-        try:
-            result = await call_next(context)
-        except AppError as exc:
-            log.bind(outcome=exc.code, duration_ms=_ms(started)).info("handled")
-            raise
-        except BaseException as exc:
-            log.bind(outcome=type(exc).__name__, duration_ms=_ms(started)).warning("handled")
-            raise
-        log.bind(outcome="ok", duration_ms=_ms(started)).info("handled")
-        return result
+        return await _logged(context.envelope, "handle", "handled", call_next(context))
+
+
+async def _logged(envelope: Envelope[Any], side: str, message: str, work: Any) -> Any:
+    log = logger.bind(
+        cmd=envelope.pattern,
+        module=module_of(envelope.pattern),
+        side=side,
+        attempt=envelope.attempt,
+    )
+    started = time.perf_counter()
+    try:
+        result = await work
+    except AppError as exc:
+        log.bind(outcome=exc.code, duration_ms=_ms(started)).info(message)
+        raise
+    except BaseException as exc:
+        log.bind(outcome=type(exc).__name__, duration_ms=_ms(started)).warning(message)
+        raise
+    log.bind(outcome="ok", duration_ms=_ms(started)).info(message)
+    return result
 
 
 def _ms(started: float) -> float:

@@ -8,9 +8,11 @@ from litestar.params import JSONBody
 
 from app.bus.bus import Bus
 from app.bus.envelope import Principal
-from app.gateway import policy
+from app.gateway.policy import RoutePolicies
 from app.gateway.security import BEARER_SCHEME, authenticated
 from app.modules.auth.contracts import GetMe, LogIn, LoginView, MeView, SignUp, SignUpView
+
+Policies = NamedDependency[RoutePolicies]
 
 
 class AuthController(Controller):
@@ -18,14 +20,18 @@ class AuthController(Controller):
     tags = ["auth"]
 
     @post("/signup", status_code=201, summary="Create an account", security=[])
-    async def sign_up(self, data: JSONBody[SignUp], bus: NamedDependency[Bus]) -> SignUpView:
+    async def sign_up(
+        self, data: JSONBody[SignUp], bus: NamedDependency[Bus], policies: Policies
+    ) -> SignUpView:
         """Join an organization (`organizationId`) as USER, or found one (`organizationName`)."""
-        view: SignUpView = await bus.send({"cmd": "auth.signup"}, data, policy=policy.AUTH)
+        view: SignUpView = await bus.send({"cmd": "auth.signup"}, data, policy=policies.signup)
         return view
 
     @post("/login", status_code=200, summary="Log in", security=[])
-    async def log_in(self, data: JSONBody[LogIn], bus: NamedDependency[Bus]) -> LoginView:
-        view: LoginView = await bus.send({"cmd": "auth.login"}, data, policy=policy.AUTH)
+    async def log_in(
+        self, data: JSONBody[LogIn], bus: NamedDependency[Bus], policies: Policies
+    ) -> LoginView:
+        view: LoginView = await bus.send({"cmd": "auth.login"}, data, policy=policies.login)
         return view
 
     @get(
@@ -34,8 +40,10 @@ class AuthController(Controller):
         summary="The current user and organization",
         security=[{BEARER_SCHEME: []}],
     )
-    async def me(self, principal: NamedDependency[Principal], bus: NamedDependency[Bus]) -> MeView:
+    async def me(
+        self, principal: NamedDependency[Principal], bus: NamedDependency[Bus], policies: Policies
+    ) -> MeView:
         view: MeView = await bus.send(
-            {"cmd": "auth.getMe"}, GetMe(), principal=principal, policy=policy.AUTH
+            {"cmd": "auth.getMe"}, GetMe(), principal=principal, policy=policies.me
         )
         return view

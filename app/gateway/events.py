@@ -9,9 +9,9 @@ from litestar import Controller, delete, get, patch, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
-from app.bus.bus import Bus
+from app.bus.bus import Bus, Policy
 from app.bus.envelope import Principal
-from app.gateway import policy
+from app.gateway.policy import RoutePolicies
 from app.gateway.security import BEARER_SCHEME, authenticated
 from app.gateway.validation import QUERY_OPT
 from app.modules.events.contracts import (
@@ -46,14 +46,16 @@ class EventsController(Controller):
         data: JSONBody[CreateEvent],
         principal: NamedDependency[Principal],
         bus: NamedDependency[Bus],
+        policies: NamedDependency[RoutePolicies],
     ) -> EventView:
-        return await _send(bus, "events.create", data, principal)
+        return await _send(bus, "events.create", data, principal, policies.write)
 
     @get("/", opt={QUERY_OPT: ListEvents}, summary="List events, filtered, sorted and paged")
     async def list(
         self,
         principal: NamedDependency[Principal],
         bus: NamedDependency[Bus],
+        policies: NamedDependency[RoutePolicies],
         page: Annotated[
             int, QueryParameter(ge=1, le=MAX_PAGE, description="Page number, from 1")
         ] = 1,
@@ -87,7 +89,7 @@ class EventsController(Controller):
             start_date_to=start_date_to,
         )
         result: EventPage = await bus.send(
-            {"cmd": "events.findAll"}, query, principal=principal, policy=policy.LIST
+            {"cmd": "events.findAll"}, query, principal=principal, policy=policies.list
         )
         return result
 
@@ -97,12 +99,13 @@ class EventsController(Controller):
         event_id: FromPath[str],
         principal: NamedDependency[Principal],
         bus: NamedDependency[Bus],
+        policies: NamedDependency[RoutePolicies],
     ) -> EventView:
         view: EventView = await bus.send(
             {"cmd": "events.findOne"},
             FindEvent(event_id=event_id),
             principal=principal,
-            policy=policy.READ_ONE,
+            policy=policies.read_one,
         )
         return view
 
@@ -113,9 +116,14 @@ class EventsController(Controller):
         data: JSONBody[EventChanges],
         principal: NamedDependency[Principal],
         bus: NamedDependency[Bus],
+        policies: NamedDependency[RoutePolicies],
     ) -> EventView:
         return await _send(
-            bus, "events.update", UpdateEvent(event_id=event_id, changes=data), principal
+            bus,
+            "events.update",
+            UpdateEvent(event_id=event_id, changes=data),
+            principal,
+            policies.write,
         )
 
     @delete("/{event_id:str}", status_code=204, summary="Delete an event")
@@ -124,12 +132,13 @@ class EventsController(Controller):
         event_id: FromPath[str],
         principal: NamedDependency[Principal],
         bus: NamedDependency[Bus],
+        policies: NamedDependency[RoutePolicies],
     ) -> None:
         await bus.send(
             {"cmd": "events.delete"},
             DeleteEvent(event_id=event_id),
             principal=principal,
-            policy=policy.WRITE,
+            policy=policies.write,
         )
 
     @post("/{event_id:str}/submit", status_code=200, summary="DRAFT -> SUBMITTED (creator only)")
@@ -138,8 +147,11 @@ class EventsController(Controller):
         event_id: FromPath[str],
         principal: NamedDependency[Principal],
         bus: NamedDependency[Bus],
+        policies: NamedDependency[RoutePolicies],
     ) -> EventView:
-        return await _send(bus, "events.submit", SubmitEvent(event_id=event_id), principal)
+        return await _send(
+            bus, "events.submit", SubmitEvent(event_id=event_id), principal, policies.write
+        )
 
     @post("/{event_id:str}/approve", status_code=200, summary="SUBMITTED -> APPROVED")
     async def approve(
@@ -147,8 +159,11 @@ class EventsController(Controller):
         event_id: FromPath[str],
         principal: NamedDependency[Principal],
         bus: NamedDependency[Bus],
+        policies: NamedDependency[RoutePolicies],
     ) -> EventView:
-        return await _send(bus, "events.approve", ApproveEvent(event_id=event_id), principal)
+        return await _send(
+            bus, "events.approve", ApproveEvent(event_id=event_id), principal, policies.write
+        )
 
     @post("/{event_id:str}/reject", status_code=200, summary="SUBMITTED -> REJECTED, with a reason")
     async def reject(
@@ -157,14 +172,19 @@ class EventsController(Controller):
         data: JSONBody[Rejection],
         principal: NamedDependency[Principal],
         bus: NamedDependency[Bus],
+        policies: NamedDependency[RoutePolicies],
     ) -> EventView:
         return await _send(
-            bus, "events.reject", RejectEvent(event_id=event_id, reason=data.reason), principal
+            bus,
+            "events.reject",
+            RejectEvent(event_id=event_id, reason=data.reason),
+            principal,
+            policies.write,
         )
 
 
-async def _send(bus: Bus, cmd: str, payload: object, principal: Principal) -> EventView:
-    view: EventView = await bus.send(
-        {"cmd": cmd}, payload, principal=principal, policy=policy.WRITE
-    )
+async def _send(
+    bus: Bus, cmd: str, payload: object, principal: Principal, policy: Policy
+) -> EventView:
+    view: EventView = await bus.send({"cmd": cmd}, payload, principal=principal, policy=policy)
     return view

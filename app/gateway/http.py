@@ -17,6 +17,7 @@ from app.gateway.auth import AuthController
 from app.gateway.correlation import CorrelationASGI
 from app.gateway.events import EventsController
 from app.gateway.health import live
+from app.gateway.policy import RoutePolicies
 from app.gateway.problems import EXCEPTION_HANDLERS
 from app.gateway.security import BEARER_SCHEME, TokenVerifier, current_principal
 from app.gateway.validation import validate_request
@@ -35,10 +36,16 @@ def create_gateway(
     async def provide_bus() -> Bus:
         return bus
 
+    policies = RoutePolicies.from_settings(settings)
+
+    async def provide_policies() -> RoutePolicies:
+        return policies
+
     app = Litestar(
         route_handlers=[AuthController, EventsController, live],
         dependencies={
             "bus": Provide(provide_bus),
+            "policies": Provide(provide_policies),
             "principal": Provide(current_principal, sync_to_thread=False),
         },
         before_request=validate_request,

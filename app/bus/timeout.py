@@ -1,0 +1,64 @@
+"""Deadlines. The envelope carries one absolute deadline for the whole call, retries included.
+
+Send side (`TimeoutMiddleware`): stop waiting at the deadline and raise `Timeout` (504
+UPSTREAM_TIMEOUT), whatever the module is doing. Handle side (`DeadlineMiddleware`): refuse work
+whose deadline has passed before it starts, and cancel the handler at the deadline, so its
+transaction rolls back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+from app.bus.envelope import Envelope, module_of
+from app.bus.pipeline import Context, HandleNext, SendNext
+from app.errors import Timeout
+
+Clock = Callable[[], float]
+
+
+class TimeoutMiddleware:
+    def __init__(self, clock: Clock = time.time) -> None:
+        self._clock = clock
+
+    async def __call__(self, envelope: Envelope[Any], call_next: SendNext) -> Any:
+        if envelope.deadline is None:
+            return await call_next(envelope)
+        message = f"The {module_of(envelope.pattern)} module did not answer in time"
+        remaining = envelope.deadline - self._clock()
+        if remaining <= 0:
+            raise Timeout(message)
+        timer = asyncio.timeout(remaining)
+        try:
+            async with timer:
+                return await call_next(envelope)
+        except TimeoutError:
+            if timer.expired():
+                raise Timeout(message) from None
+            raise
+
+
+class DeadlineMiddleware:
+    def __init__(self, clock: Clock = time.time) -> None:
+        self._clock = clock
+
+    async def __call__(self, context: Context, call_next: HandleNext) -> Any:
+        deadline = context.envelope.deadline
+        if deadline is None:
+            return await call_next(context)
+        remaining = deadline - self._clock()
+        if remaining <= 0:
+            raise Timeout("The deadline passed before the work started", code="DEADLINE_EXCEEDED")
+        timer = asyncio.timeout(remaining)
+        try:
+            async with timer:
+                return await call_next(context)
+        except TimeoutError:
+            if timer.expired():
+                raise Timeout(
+                    "The work was cancelled at its deadline", code="DEADLINE_EXCEEDED"
+                ) from None
+            raise

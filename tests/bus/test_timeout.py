@@ -1,0 +1,121 @@
+"""Deadlines: the caller gets a Timeout at the deadline, the handler is cancelled and its
+transaction rolled back, and work whose deadline has passed never starts."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import msgspec
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.bus.bus import Bus, Policy
+from app.bus.envelope import Envelope
+from app.bus.pipeline import Context
+from app.bus.testing import WireRoundTripTransport
+from app.bus.timeout import DeadlineMiddleware, TimeoutMiddleware
+from app.bus.transaction import TransactionMiddleware
+from app.db import create_engine
+from app.errors import Timeout
+
+
+class Note(msgspec.Struct, frozen=True):
+    value: str
+
+
+@pytest.fixture
+async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'deadline.db'}")
+    async with engine.begin() as connection:
+        await connection.execute(text("CREATE TABLE notes (value TEXT NOT NULL)"))
+    yield engine
+    await engine.dispose()
+
+
+async def test_slow_handler_times_out_at_the_deadline_and_its_write_rolls_back(
+    engine: AsyncEngine,
+):
+    never = asyncio.Event()
+    started = asyncio.Event()
+
+    async def write_then_hang(cmd: Note, context: Context) -> int:
+        assert context.session is not None
+        await context.session.execute(text("INSERT INTO notes VALUES (:v)"), {"v": cmd.value})
+        started.set()
+        await never.wait()  # a handler stuck downstream
+        return 1
+
+    bus = Bus(
+        send_middleware=[TimeoutMiddleware()],
+        handle_middleware=[DeadlineMiddleware(), TransactionMiddleware(engine)],
+    )
+    bus.register({"cmd": "notes.write"}, Note, write_then_hang)
+    transport = WireRoundTripTransport(bus)
+    bus.connect(transport)
+
+    began = time.perf_counter()
+    with pytest.raises(Timeout) as raised:
+        await bus.send({"cmd": "notes.write"}, Note("lost"), policy=Policy(timeout=0.3))
+    elapsed = time.perf_counter() - began
+
+    assert started.is_set()
+    assert raised.value.code == "UPSTREAM_TIMEOUT"
+    assert 0.3 <= elapsed < 0.4
+    await transport.drain(grace=5)
+    assert transport.in_flight == 0
+    async with engine.connect() as connection:
+        assert (await connection.execute(text("SELECT count(*) FROM notes"))).scalar() == 0
+
+
+async def test_work_past_its_deadline_is_refused_before_it_starts():
+    ran: list[str] = []
+
+    async def handler(cmd: Note, context: Context) -> int:
+        ran.append(cmd.value)
+        return 1
+
+    bus = Bus(handle_middleware=[DeadlineMiddleware()])
+    bus.register({"cmd": "notes.write"}, Note, handler)
+    expired = Envelope(
+        pattern="notes.write",
+        payload=Note("late"),
+        message_id="m",
+        correlation_id="c",
+        deadline=time.time() - 0.001,
+    )
+
+    with pytest.raises(Timeout) as raised:
+        await bus.dispatch(expired)
+
+    assert raised.value.code == "DEADLINE_EXCEEDED"
+    assert ran == []
+
+
+async def test_the_handle_side_cancels_its_handler_at_the_deadline_on_its_own():
+    cancelled = asyncio.Event()
+
+    async def hang(cmd: Note, context: Context) -> int:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+        return 1
+
+    bus = Bus(handle_middleware=[DeadlineMiddleware()])
+    bus.register({"cmd": "notes.hang"}, Note, hang)
+    envelope = Envelope(
+        pattern="notes.hang",
+        payload=Note("x"),
+        message_id="m",
+        correlation_id="c",
+        deadline=time.time() + 0.1,
+    )
+
+    with pytest.raises(Timeout):
+        await bus.dispatch(envelope)
+    assert cancelled.is_set()
