@@ -47,7 +47,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
         logger.warning("fault injection is on: {}", [f.cmd for f in settings.bus_faults])
     bus = Bus(
         send_middleware=[
-            SendLoggingMiddleware(),
             RetryMiddleware(
                 base_delay=settings.retry_base_delay,
                 multiplier=settings.retry_multiplier,
@@ -55,6 +54,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 budget_ratio=settings.retry_budget_ratio,
                 budget_min_per_second=settings.retry_budget_min_per_second,
             ),
+            SendLoggingMiddleware(),
             TimeoutMiddleware(),
         ],
         handle_middleware=handle_middleware,

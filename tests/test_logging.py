@@ -71,7 +71,7 @@ async def test_one_correlation_id_in_header_body_and_every_line_of_a_request(
     assert records, "the request wrote no log lines"
     assert {r["correlation_id"] for r in records} == {"trace-me-1"}
     messages = [r["message"] for r in records]
-    assert sorted(messages) == ["handled", "handled", "request", "retrying", "sent"]
+    assert sorted(messages) == ["handled", "handled", "request", "retrying", "sent", "sent"]
     handled = [r for r in records if r["message"] == "handled"]
     assert [str(r["attempt"]) for r in handled] == ["1", "2"]
     assert {str(r["cmd"]) for r in handled} == {"events.findOne"}

@@ -1,7 +1,7 @@
 """One log line per command on each side: pattern, module, outcome, duration, attempt.
 
-`sent` (send side, once per `bus.send`, retries included) and `handled` (handle side, once per
-delivery). With the correlation id bound, `grep <id>` shows a request's whole path.
+`sent` (send side, once per attempt) and `handled` (handle side, once per delivery); retries add
+their own `retrying` line. With the correlation id bound, `grep <id>` shows a request's whole path.
 """
 
 from __future__ import annotations
