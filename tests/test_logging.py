@@ -102,3 +102,26 @@ async def test_invalid_ids_are_replaced_and_secrets_never_logged(
     assert token not in err
     assert token.split(".")[2] not in err
     assert "$2b$" not in err  # no password hash, not even from SQL parameters at DEBUG
+
+
+def test_stdlib_loggers_write_into_the_same_sink_with_the_correlation_id(
+    capsys: pytest.CaptureFixture[str],
+):
+    import logging
+
+    from loguru import logger
+
+    from app.logging import configure_logging
+
+    configure_logging(make_settings(Path("unused.db"), log_format="json", log_level="INFO"))
+    capsys.readouterr()
+    with logger.contextualize(correlation_id="std-1"):
+        logging.getLogger("uvicorn.error").warning("from uvicorn")
+        logging.getLogger("litestar").error("from litestar")
+        logging.getLogger("sqlalchemy.engine").info("SELECT secret FROM hidden")
+
+    records = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    assert [(r["logger"], r["message"], r["correlation_id"]) for r in records] == [
+        ("uvicorn.error", "from uvicorn", "std-1"),
+        ("litestar", "from litestar", "std-1"),
+    ]
