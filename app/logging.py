@@ -46,6 +46,7 @@ def configure_logging(settings: Settings, stream: TextIO | None = None) -> None:
         std = logging.getLogger(name)
         std.handlers = []
         std.propagate = True
+        std.disabled = False  # a dictConfig run before us may have disabled it
     # SQL statements carry bound parameters (password hashes among them): never below WARNING.
     for name in ("sqlalchemy", "aiosqlite", "asyncpg"):
         logging.getLogger(name).setLevel(logging.WARNING)

@@ -113,6 +113,7 @@ def test_stdlib_loggers_write_into_the_same_sink_with_the_correlation_id(
 
     from app.logging import configure_logging
 
+    logging.getLogger("uvicorn.error").disabled = True  # as a dictConfig run elsewhere leaves it
     configure_logging(make_settings(Path("unused.db"), log_format="json", log_level="INFO"))
     capsys.readouterr()
     with logger.contextualize(correlation_id="std-1"):
