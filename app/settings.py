@@ -6,11 +6,12 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
 from dotenv import dotenv_values
 
+N = TypeVar("N", int, float)
 Environment = Literal["development", "test", "production"]
 LogFormat = Literal["text", "json"]
 BusTransport = Literal["local", "local-wire"]
@@ -115,17 +116,25 @@ def _choice(*allowed: str) -> Callable[[str], str]:
     return parse
 
 
-def _int_between(low: int, high: int) -> Callable[[str], int]:
-    def parse(raw: str) -> int:
+def _between(kind: Callable[[str], N], noun: str, low: N, high: N) -> Callable[[str], N]:
+    def parse(raw: str) -> N:
         try:
-            value = int(raw)
+            value = kind(raw)
         except ValueError:
-            raise ValueError(f"must be an integer between {low} and {high}") from None
-        if not low <= value <= high:
-            raise ValueError(f"must be an integer between {low} and {high}")
+            value = None
+        if value is None or not low <= value <= high:
+            raise ValueError(f"must be {noun} between {low} and {high}")
         return value
 
     return parse
+
+
+def _int_between(low: int, high: int) -> Callable[[str], int]:
+    return _between(int, "an integer", low, high)
+
+
+def _float_between(low: float, high: float) -> Callable[[str], float]:
+    return _between(float, "a number", low, high)
 
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -159,19 +168,6 @@ def _seconds(raw: str) -> float:
 
 def _non_negative_seconds(raw: str) -> float:
     return 0.0 if raw.strip() in ("0", "0s", "0ms") else _seconds(raw)
-
-
-def _float_between(low: float, high: float) -> Callable[[str], float]:
-    def parse(raw: str) -> float:
-        try:
-            value = float(raw)
-        except ValueError:
-            raise ValueError(f"must be a number between {low} and {high}") from None
-        if not low <= value <= high:
-            raise ValueError(f"must be a number between {low} and {high}")
-        return value
-
-    return parse
 
 
 def _faults(raw: str) -> tuple[Fault, ...]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from app.bus.envelope import Envelope, module_of
@@ -27,18 +27,8 @@ class TimeoutMiddleware:
     async def __call__(self, envelope: Envelope[Any], call_next: SendNext) -> Any:
         if envelope.deadline is None:
             return await call_next(envelope)
-        message = f"The {module_of(envelope.pattern)} module did not answer in time"
-        remaining = envelope.deadline - self._clock()
-        if remaining <= 0:
-            raise Timeout(message)
-        timer = asyncio.timeout(remaining)
-        try:
-            async with timer:
-                return await call_next(envelope)
-        except TimeoutError:
-            if timer.expired():
-                raise Timeout(message) from None
-            raise
+        error = Timeout(f"The {module_of(envelope.pattern)} module did not answer in time")
+        return await _until(envelope.deadline - self._clock(), lambda: call_next(envelope), error)
 
 
 class DeadlineMiddleware:
@@ -52,13 +42,19 @@ class DeadlineMiddleware:
         remaining = deadline - self._clock()
         if remaining <= 0:
             raise Timeout("The deadline passed before the work started", code="DEADLINE_EXCEEDED")
-        timer = asyncio.timeout(remaining)
-        try:
-            async with timer:
-                return await call_next(context)
-        except TimeoutError:
-            if timer.expired():
-                raise Timeout(
-                    "The work was cancelled at its deadline", code="DEADLINE_EXCEEDED"
-                ) from None
-            raise
+        error = Timeout("The work was cancelled at its deadline", code="DEADLINE_EXCEEDED")
+        return await _until(remaining, lambda: call_next(context), error)
+
+
+async def _until(remaining: float, work: Callable[[], Awaitable[Any]], error: Timeout) -> Any:
+    """Run `work`, cancelled after `remaining` seconds; then raise `error` instead."""
+    if remaining <= 0:
+        raise error
+    timer = asyncio.timeout(remaining)
+    try:
+        async with timer:
+            return await work()
+    except TimeoutError:
+        if timer.expired():
+            raise error from None
+        raise
