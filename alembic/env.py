@@ -13,6 +13,7 @@ from logging.config import fileConfig
 from sqlalchemy.engine import Connection
 
 from alembic import context
+from app.bus import idempotency as _idempotency  # noqa: F401  (registers bus_idempotency_keys)
 from app.db import Base, create_engine
 from app.modules.auth import model as _auth_model  # noqa: F401  (registers tables)
 from app.modules.events import model as _events_model  # noqa: F401

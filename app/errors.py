@@ -40,6 +40,7 @@ class ErrorData(msgspec.Struct, frozen=True, kw_only=True):
     errors: tuple[FieldError, ...] = ()
     retryable: bool = False
     retry_after: float | None = None
+    replayed: bool = False
 
 
 class AppError(Exception):
@@ -60,6 +61,8 @@ class AppError(Exception):
         self.code = code or self.default_code
         self.errors = errors
         self.retry_after = retry_after
+        self.replayed = False
+        """Set when this is a stored outcome replayed for a repeated idempotency key."""
         super().__init__(self.message)
 
     def to_data(self) -> ErrorData:
@@ -70,12 +73,15 @@ class AppError(Exception):
             errors=self.errors,
             retryable=self.transient,
             retry_after=self.retry_after,
+            replayed=self.replayed,
         )
 
     @staticmethod
     def from_data(data: ErrorData) -> AppError:
         cls = _BY_CATEGORY.get(data.category, Internal)
-        return cls(data.message, code=data.code, errors=data.errors, retry_after=data.retry_after)
+        error = cls(data.message, code=data.code, errors=data.errors, retry_after=data.retry_after)
+        error.replayed = data.replayed
+        return error
 
 
 class Invalid(AppError):

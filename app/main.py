@@ -6,6 +6,7 @@ module (as tests do) reads no environment and touches no database.
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from typing import Any
 
@@ -14,6 +15,7 @@ from loguru import logger
 
 from app.bus.bus import Bus
 from app.bus.correlation import CorrelationMiddleware
+from app.bus.idempotency import IdempotencyMiddleware, purge_forever
 from app.bus.logging import HandleLoggingMiddleware, SendLoggingMiddleware
 from app.bus.pipeline import HandleMiddleware
 from app.bus.retry import RetryMiddleware
@@ -40,6 +42,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         CorrelationMiddleware(),
         HandleLoggingMiddleware(),
         DeadlineMiddleware(),
+        IdempotencyMiddleware(engine, secret=settings.jwt_secret, ttl=settings.idempotency_ttl),
         TransactionMiddleware(engine),
     ]
     if settings.bus_faults:
@@ -68,15 +71,23 @@ def create_app(settings: Settings | None = None) -> Litestar:
     )
     bus.connect(transport)
 
+    background: set[asyncio.Task[None]] = set()
+
     async def start() -> None:
         if not settings.is_production:
             await upgrade_to_head(engine)
         if settings.seed_demo_data:
             await auth_module.seed_demo_data(engine, settings)
             await events_module.seed_demo_data(engine)
+        background.add(
+            asyncio.create_task(purge_forever(engine, settings.idempotency_purge_interval))
+        )
         logger.bind(env=settings.app_env, transport=settings.bus_transport).info("started")
 
     async def stop() -> None:
+        for task in background:
+            task.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
         await transport.drain(SHUTDOWN_GRACE_SECONDS)
         await engine.dispose()
 

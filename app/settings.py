@@ -68,6 +68,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     retry_budget_ratio: float = 0.2
     retry_budget_min_per_second: float = 3.0
     bus_faults: tuple[Fault, ...] = ()
+    # Idempotency keys: kept this long, purged in the background this often.
+    idempotency_ttl: int = 24 * 3600
+    idempotency_purge_interval: int = 600
 
     @classmethod
     def from_env(
@@ -236,4 +239,6 @@ _PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "RETRY_BUDGET_RATIO": ("retry_budget_ratio", _float_between(0.0, 1.0)),
     "RETRY_BUDGET_MIN_PER_SECOND": ("retry_budget_min_per_second", _float_between(0.0, 1000.0)),
     "BUS_FAULTS": ("bus_faults", _faults),
+    "IDEMPOTENCY_TTL": ("idempotency_ttl", parse_duration),
+    "IDEMPOTENCY_PURGE_INTERVAL": ("idempotency_purge_interval", parse_duration),
 }

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
+import httpx
 import pytest
 from litestar import Litestar
-from litestar.testing import AsyncTestClient
 
 from app.main import create_app
 from app.settings import Settings
@@ -61,13 +63,45 @@ def app(settings: Settings) -> Litestar:
     return create_app(settings)
 
 
+@asynccontextmanager
+async def serve(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
+    """The app started (lifespan) and an HTTP client calling it in this event loop.
+
+    Not Litestar's AsyncTestClient: that one runs the app on a portal thread and handles one
+    request at a time, so concurrent requests in a test would silently be serialised.
+    """
+    started, stop = asyncio.Event(), asyncio.Event()
+
+    async def lifespan() -> None:
+        # One task enters and leaves the lifespan (its anyio cancel scope insists), while
+        # fixture set-up and tear-down may run in different tasks.
+        try:
+            async with app.lifespan():
+                started.set()
+                await stop.wait()
+        finally:
+            started.set()
+
+    running = asyncio.create_task(lifespan())
+    await started.wait()
+    if running.done():
+        running.result()  # start-up failed: raise its error here
+    transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]  # narrower ASGI types
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            yield client
+    finally:
+        stop.set()
+        await running
+
+
 @pytest.fixture
-async def client(app: Litestar) -> AsyncIterator[AsyncTestClient[Litestar]]:
-    async with AsyncTestClient(app=app) as client:
+async def client(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
+    async with serve(app) as client:
         yield client
 
 
-async def login(client: AsyncTestClient[Litestar], email: str, password: str = PASSWORD) -> str:
+async def login(client: httpx.AsyncClient, email: str, password: str = PASSWORD) -> str:
     response = await client.post("/auth/login", json={"email": email, "password": password})
     assert response.status_code == 200, response.text
     token: str = response.json()["accessToken"]
@@ -75,7 +109,7 @@ async def login(client: AsyncTestClient[Litestar], email: str, password: str = P
 
 
 @pytest.fixture
-async def auth(client: AsyncTestClient[Litestar]) -> dict[str, dict[str, str]]:
+async def auth(client: httpx.AsyncClient) -> dict[str, dict[str, str]]:
     """`auth["admin"]` etc.: Authorization headers for each seeded user."""
     return {
         name: {"Authorization": f"Bearer {await login(client, email)}"}

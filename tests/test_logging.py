@@ -9,11 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from litestar.testing import AsyncTestClient
 
 from app.main import create_app
 from app.settings import Fault
-from tests.conftest import PASSWORD, make_settings
+from tests.conftest import PASSWORD, make_settings, serve
 
 UNKNOWN_EVENT = "00000000-0000-0000-0000-00000000dead"
 
@@ -54,7 +53,7 @@ async def test_one_correlation_id_in_header_body_and_every_line_of_a_request(
         retry_base_delay=0.0,
         bus_faults=(Fault(cmd="events.findOne", fail_times=1, error="unavailable"),),
     )
-    async with AsyncTestClient(app=create_app(settings)) as client:
+    async with serve(create_app(settings)) as client:
         login = await client.post(
             "/auth/login", json={"email": "admin@acme.com", "password": PASSWORD}
         )
@@ -82,7 +81,7 @@ async def test_invalid_ids_are_replaced_and_secrets_never_logged(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], log_format: str
 ):
     settings = make_settings(tmp_path / "log.db", log_format=log_format, log_level="DEBUG")
-    async with AsyncTestClient(app=create_app(settings)) as client:
+    async with serve(create_app(settings)) as client:
         capsys.readouterr()
         login = await client.post(
             "/auth/login",

@@ -9,14 +9,13 @@ from pathlib import Path
 
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from litestar.testing import AsyncTestClient
 from sqlalchemy import Connection, text
 
 import app.modules.auth.model
 import app.modules.events.model  # noqa: F401  (register the tables)
 from app.db import Base, create_engine, upgrade_to_head
 from app.main import create_app
-from tests.conftest import make_settings
+from tests.conftest import make_settings, serve
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -60,7 +59,7 @@ async def _counts(database: Path) -> tuple[int, int, int]:
 async def test_restarting_never_duplicates_seed_rows(tmp_path: Path):
     database = tmp_path / "restart.db"
     for _ in range(3):
-        async with AsyncTestClient(app=create_app(make_settings(database))) as client:
+        async with serve(create_app(make_settings(database))) as client:
             assert (await client.get("/health/live")).status_code == 200
 
     assert await _counts(database) == (2, 4, 3)
@@ -68,7 +67,7 @@ async def test_restarting_never_duplicates_seed_rows(tmp_path: Path):
 
 async def test_seeding_can_be_switched_off(tmp_path: Path):
     database = tmp_path / "empty.db"
-    async with AsyncTestClient(app=create_app(make_settings(database, seed_demo_data=False))):
+    async with serve(create_app(make_settings(database, seed_demo_data=False))):
         pass
 
     assert await _counts(database) == (0, 0, 0)
@@ -77,12 +76,11 @@ async def test_seeding_can_be_switched_off(tmp_path: Path):
 STARTER = """
 import asyncio, sys
 from pathlib import Path
-from litestar.testing import AsyncTestClient
 from app.main import create_app
-from tests.conftest import make_settings
+from tests.conftest import make_settings, serve
 
 async def main() -> None:
-    async with AsyncTestClient(app=create_app(make_settings(Path(sys.argv[1])))) as client:
+    async with serve(create_app(make_settings(Path(sys.argv[1])))) as client:
         response = await client.post(
             "/auth/login", json={"email": "admin@acme.com", "password": "Password123!"}
         )
@@ -128,7 +126,7 @@ async def _tables(database: Path) -> set[str]:
 async def test_production_migrates_only_through_the_explicit_command(tmp_path: Path):
     database = tmp_path / "prod.db"
     settings = make_settings(database, app_env="production", seed_demo_data=False)
-    async with AsyncTestClient(app=create_app(settings)):
+    async with serve(create_app(settings)):
         pass
     assert "events_events" not in await _tables(database)
 
@@ -145,7 +143,7 @@ async def test_production_migrates_only_through_the_explicit_command(tmp_path: P
     _, err = await asyncio.wait_for(process.communicate(), timeout=60)
     assert process.returncode == 0, err.decode()
 
-    async with AsyncTestClient(app=create_app(settings)) as client:
+    async with serve(create_app(settings)) as client:
         response = await client.post(
             "/auth/signup",
             json={

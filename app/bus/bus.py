@@ -50,8 +50,24 @@ class Registration:
     read_only: bool
 
 
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What a delivery produced: the result, and whether it was replayed from the idempotency
+    store rather than computed now."""
+
+    result: Any
+    replayed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Replayed:
+    """Returned by handle-side middleware that answers from a stored outcome."""
+
+    value: Any
+
+
 class Transport(Protocol):
-    async def request(self, envelope: Envelope[Any]) -> Any: ...
+    async def request(self, envelope: Envelope[Any]) -> Outcome: ...
 
 
 class UnknownPattern(Internal):
@@ -73,7 +89,7 @@ class Bus:
         self._send_middleware = list(send_middleware)
         self._handle = compose(list(handle_middleware), self._call_handler)
         self._transport: Transport | None = None
-        self._send: Callable[[Envelope[Any]], Awaitable[Any]] | None = None
+        self._send: Callable[[Envelope[Any]], Awaitable[Outcome]] | None = None
 
     def register(
         self,
@@ -116,6 +132,28 @@ class Bus:
         policy: Policy = DEFAULT_POLICY,
         correlation_id: str | None = None,
     ) -> Any:
+        """Send a command and return its result (errors are raised as AppErrors)."""
+        outcome = await self.call(
+            pattern,
+            payload,
+            principal=principal,
+            idempotency_key=idempotency_key,
+            policy=policy,
+            correlation_id=correlation_id,
+        )
+        return outcome.result
+
+    async def call(
+        self,
+        pattern: Pattern,
+        payload: Any,
+        *,
+        principal: Principal | None = None,
+        idempotency_key: str | None = None,
+        policy: Policy = DEFAULT_POLICY,
+        correlation_id: str | None = None,
+    ) -> Outcome:
+        """Like `send`, but also tells whether the outcome was replayed for an idempotency key."""
         if self._send is None:
             raise RuntimeError("the bus has no transport: call bus.connect(transport) first")
         envelope = Envelope(
@@ -130,14 +168,22 @@ class Bus:
             max_attempts=policy.attempts,
             read=policy.read,
         )
-        return await self._send(envelope)
+        outcome: Outcome = await self._send(envelope)
+        return outcome
 
-    async def dispatch(self, envelope: Envelope[Any]) -> Any:
+    async def dispatch(self, envelope: Envelope[Any]) -> Outcome:
         """Handle side: run the handle chain and the handler. Only AppErrors escape."""
         registration = self.registration(envelope.pattern)
-        context = Context(envelope=envelope, read_only=registration.read_only)
+        context = Context(
+            envelope=envelope,
+            read_only=registration.read_only,
+            result_type=registration.result_type,
+        )
         try:
-            return await self._handle(context)
+            result = await self._handle(context)
+            if isinstance(result, Replayed):
+                return Outcome(result.value, replayed=True)
+            return Outcome(result)
         except AppError:
             raise
         except Exception:

@@ -16,6 +16,7 @@ _NOTHING = msgspec.Raw(_encoder.encode(None))
 class Reply(msgspec.Struct, frozen=True, kw_only=True):
     result: msgspec.Raw = _NOTHING
     error: ErrorData | None = None
+    replayed: bool = False
 
 
 _raw_envelope = msgspec.msgpack.Decoder(Envelope[msgspec.Raw])
@@ -33,17 +34,17 @@ def decode_envelope(data: bytes, payload_type: Any) -> Envelope[Any]:
     return msgspec.structs.replace(raw, payload=payload)
 
 
-def encode_result(result: Any) -> bytes:
-    return _encoder.encode(Reply(result=msgspec.Raw(_encoder.encode(result))))
+def encode_result(result: Any, *, replayed: bool = False) -> bytes:
+    return _encoder.encode(Reply(result=msgspec.Raw(_encoder.encode(result)), replayed=replayed))
 
 
 def encode_error(error: ErrorData) -> bytes:
     return _encoder.encode(Reply(error=error))
 
 
-def decode_reply(data: bytes, result_type: Any) -> Any:
-    """The result, or the error re-raised as an AppError of its category."""
+def decode_reply(data: bytes, result_type: Any) -> tuple[Any, bool]:
+    """(result, replayed), or the error re-raised as an AppError of its category."""
     reply = _reply.decode(data)
     if reply.error is not None:
         raise AppError.from_data(reply.error)
-    return msgspec.msgpack.decode(reply.result, type=result_type)
+    return msgspec.msgpack.decode(reply.result, type=result_type), reply.replayed

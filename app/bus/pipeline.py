@@ -9,7 +9,7 @@ database session of the command's transaction).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -21,11 +21,17 @@ if TYPE_CHECKING:
 M = TypeVar("M")
 
 
+BeforeCommit = Callable[["AsyncSession", Any], Awaitable[None]]
+"""`hook(session, result)`: runs in the command's transaction after the handler, before commit."""
+
+
 @dataclass(slots=True)
 class Context:
     envelope: Envelope[Any]
     read_only: bool
+    result_type: Any = Any
     session: AsyncSession | None = None
+    before_commit: list[BeforeCommit] = field(default_factory=list)
 
 
 SendNext = Callable[[Envelope[Any]], Awaitable[Any]]

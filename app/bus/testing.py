@@ -20,6 +20,7 @@ import msgspec
 from sqlalchemy.exc import OperationalError
 
 from app.bus import codec
+from app.bus.bus import Outcome
 from app.bus.pipeline import Context, HandleNext
 from app.bus.transports.local import LocalTransport
 from app.errors import AppError, Internal, Unavailable
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
 
 
 class WireRoundTripTransport(LocalTransport):
-    async def _deliver(self, envelope: Envelope[Any]) -> Any:
+    async def _deliver(self, envelope: Envelope[Any]) -> Outcome:
         registration = self._bus.registration(envelope.pattern)
         try:
             incoming = codec.decode_envelope(
@@ -41,11 +42,12 @@ class WireRoundTripTransport(LocalTransport):
                 f"payload of {envelope.pattern} does not fit its contract: {exc}"
             ) from None
         try:
-            result = await self._bus.dispatch(incoming)
-            reply = codec.encode_result(result)
+            outcome = await self._bus.dispatch(incoming)
+            reply = codec.encode_result(outcome.result, replayed=outcome.replayed)
         except AppError as exc:
             reply = codec.encode_error(exc.to_data())
-        return codec.decode_reply(reply, registration.result_type)
+        result, replayed = codec.decode_reply(reply, registration.result_type)
+        return Outcome(result, replayed=replayed)
 
 
 class FaultMiddleware:

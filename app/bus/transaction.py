@@ -30,7 +30,10 @@ class TransactionMiddleware:
             async with factory() as session, session.begin():
                 context.session = session
                 try:
-                    return await call_next(context)
+                    result = await call_next(context)
+                    for hook in context.before_commit:
+                        await hook(session, result)
+                    return result
                 finally:
                     context.session = None
         except DBAPIError as exc:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from litestar import Controller, get, post
+from litestar import Controller, Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
 from app.bus.bus import Bus
 from app.bus.envelope import Principal
+from app.gateway.idempotency import IdempotencyKey, replied
 from app.gateway.policy import RoutePolicies
 from app.gateway.security import BEARER_SCHEME, authenticated
 from app.modules.auth.contracts import GetMe, LogIn, LoginView, MeView, SignUp, SignUpView
@@ -21,11 +22,17 @@ class AuthController(Controller):
 
     @post("/signup", status_code=201, summary="Create an account", security=[])
     async def sign_up(
-        self, data: JSONBody[SignUp], bus: NamedDependency[Bus], policies: Policies
-    ) -> SignUpView:
+        self,
+        data: JSONBody[SignUp],
+        bus: NamedDependency[Bus],
+        policies: Policies,
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[SignUpView]:
         """Join an organization (`organizationId`) as USER, or found one (`organizationName`)."""
-        view: SignUpView = await bus.send({"cmd": "auth.signup"}, data, policy=policies.signup)
-        return view
+        outcome = await bus.call(
+            {"cmd": "auth.signup"}, data, idempotency_key=idempotency_key, policy=policies.signup
+        )
+        return replied(outcome, 201)
 
     @post("/login", status_code=200, summary="Log in", security=[])
     async def log_in(

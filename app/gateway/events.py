@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from litestar import Controller, delete, get, patch, post
+from litestar import Controller, Response, delete, get, patch, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
-from app.bus.bus import Bus, Policy
+from app.bus.bus import Bus
 from app.bus.envelope import Principal
+from app.gateway.idempotency import IdempotencyKey, replied
 from app.gateway.policy import RoutePolicies
 from app.gateway.security import BEARER_SCHEME, authenticated
 from app.gateway.validation import QUERY_OPT
@@ -33,6 +34,10 @@ from app.modules.events.contracts import (
     UpdateEvent,
 )
 
+Caller = NamedDependency[Principal]
+Policies = NamedDependency[RoutePolicies]
+TheBus = NamedDependency[Bus]
+
 
 class EventsController(Controller):
     path = "/events"
@@ -40,22 +45,23 @@ class EventsController(Controller):
     guards = [authenticated]
     security = [{BEARER_SCHEME: []}]
 
-    @post("/", status_code=201, summary="Create a DRAFT event")
+    @post("/", summary="Create a DRAFT event")
     async def create(
         self,
         data: JSONBody[CreateEvent],
-        principal: NamedDependency[Principal],
-        bus: NamedDependency[Bus],
-        policies: NamedDependency[RoutePolicies],
-    ) -> EventView:
-        return await _send(bus, "events.create", data, principal, policies.write)
+        principal: Caller,
+        bus: TheBus,
+        policies: Policies,
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[EventView]:
+        return await _write(bus, "events.create", data, principal, policies, idempotency_key, 201)
 
     @get("/", opt={QUERY_OPT: ListEvents}, summary="List events, filtered, sorted and paged")
     async def list(
         self,
-        principal: NamedDependency[Principal],
-        bus: NamedDependency[Bus],
-        policies: NamedDependency[RoutePolicies],
+        principal: Caller,
+        bus: TheBus,
+        policies: Policies,
         page: Annotated[
             int, QueryParameter(ge=1, le=MAX_PAGE, description="Page number, from 1")
         ] = 1,
@@ -95,11 +101,7 @@ class EventsController(Controller):
 
     @get("/{event_id:str}", summary="One event")
     async def find(
-        self,
-        event_id: FromPath[str],
-        principal: NamedDependency[Principal],
-        bus: NamedDependency[Bus],
-        policies: NamedDependency[RoutePolicies],
+        self, event_id: FromPath[str], principal: Caller, bus: TheBus, policies: Policies
     ) -> EventView:
         view: EventView = await bus.send(
             {"cmd": "events.findOne"},
@@ -114,77 +116,80 @@ class EventsController(Controller):
         self,
         event_id: FromPath[str],
         data: JSONBody[EventChanges],
-        principal: NamedDependency[Principal],
-        bus: NamedDependency[Bus],
-        policies: NamedDependency[RoutePolicies],
-    ) -> EventView:
-        return await _send(
-            bus,
-            "events.update",
-            UpdateEvent(event_id=event_id, changes=data),
-            principal,
-            policies.write,
-        )
+        principal: Caller,
+        bus: TheBus,
+        policies: Policies,
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[EventView]:
+        command = UpdateEvent(event_id=event_id, changes=data)
+        return await _write(bus, "events.update", command, principal, policies, idempotency_key)
 
     @delete("/{event_id:str}", status_code=204, summary="Delete an event")
     async def remove(
         self,
         event_id: FromPath[str],
-        principal: NamedDependency[Principal],
-        bus: NamedDependency[Bus],
-        policies: NamedDependency[RoutePolicies],
-    ) -> None:
-        await bus.send(
-            {"cmd": "events.delete"},
-            DeleteEvent(event_id=event_id),
-            principal=principal,
-            policy=policies.write,
+        principal: Caller,
+        bus: TheBus,
+        policies: Policies,
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[None]:
+        command = DeleteEvent(event_id=event_id)
+        return await _write(
+            bus, "events.delete", command, principal, policies, idempotency_key, 204
         )
 
     @post("/{event_id:str}/submit", status_code=200, summary="DRAFT -> SUBMITTED (creator only)")
     async def submit(
         self,
         event_id: FromPath[str],
-        principal: NamedDependency[Principal],
-        bus: NamedDependency[Bus],
-        policies: NamedDependency[RoutePolicies],
-    ) -> EventView:
-        return await _send(
-            bus, "events.submit", SubmitEvent(event_id=event_id), principal, policies.write
-        )
+        principal: Caller,
+        bus: TheBus,
+        policies: Policies,
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[EventView]:
+        command = SubmitEvent(event_id=event_id)
+        return await _write(bus, "events.submit", command, principal, policies, idempotency_key)
 
     @post("/{event_id:str}/approve", status_code=200, summary="SUBMITTED -> APPROVED")
     async def approve(
         self,
         event_id: FromPath[str],
-        principal: NamedDependency[Principal],
-        bus: NamedDependency[Bus],
-        policies: NamedDependency[RoutePolicies],
-    ) -> EventView:
-        return await _send(
-            bus, "events.approve", ApproveEvent(event_id=event_id), principal, policies.write
-        )
+        principal: Caller,
+        bus: TheBus,
+        policies: Policies,
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[EventView]:
+        command = ApproveEvent(event_id=event_id)
+        return await _write(bus, "events.approve", command, principal, policies, idempotency_key)
 
     @post("/{event_id:str}/reject", status_code=200, summary="SUBMITTED -> REJECTED, with a reason")
     async def reject(
         self,
         event_id: FromPath[str],
         data: JSONBody[Rejection],
-        principal: NamedDependency[Principal],
-        bus: NamedDependency[Bus],
-        policies: NamedDependency[RoutePolicies],
-    ) -> EventView:
-        return await _send(
-            bus,
-            "events.reject",
-            RejectEvent(event_id=event_id, reason=data.reason),
-            principal,
-            policies.write,
-        )
+        principal: Caller,
+        bus: TheBus,
+        policies: Policies,
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[EventView]:
+        command = RejectEvent(event_id=event_id, reason=data.reason)
+        return await _write(bus, "events.reject", command, principal, policies, idempotency_key)
 
 
-async def _send(
-    bus: Bus, cmd: str, payload: object, principal: Principal, policy: Policy
-) -> EventView:
-    view: EventView = await bus.send({"cmd": cmd}, payload, principal=principal, policy=policy)
-    return view
+async def _write(
+    bus: Bus,
+    cmd: str,
+    payload: object,
+    principal: Principal,
+    policies: RoutePolicies,
+    idempotency_key: str | None,
+    status_code: int = 200,
+) -> Response[Any]:
+    outcome = await bus.call(
+        {"cmd": cmd},
+        payload,
+        principal=principal,
+        idempotency_key=idempotency_key,
+        policy=policies.write,
+    )
+    return replied(outcome, status_code)

@@ -18,6 +18,7 @@ from loguru import logger
 
 from app.bus import correlation
 from app.errors import AppError, Category, FieldError
+from app.gateway.idempotency import REPLAYED_HEADER
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -90,12 +91,14 @@ def problem(
 
 def app_error_response(_: Request[Any, Any, Any], exc: AppError) -> Response[bytes]:
     status = STATUS_BY_CATEGORY[exc.category]
-    headers = None
+    headers: dict[str, str] = {}
     if exc.retry_after is not None:
-        headers = {"Retry-After": str(max(1, round(exc.retry_after)))}
+        headers["Retry-After"] = str(max(1, round(exc.retry_after)))
+    if exc.replayed:
+        headers[REPLAYED_HEADER] = "true"
     if status >= 500:
         logger.bind(code=exc.code, status=status).warning("request failed: {}", exc.message)
-    return problem(status, exc.code, exc.message, exc.errors, headers)
+    return problem(status, exc.code, exc.message, exc.errors, headers or None)
 
 
 def validation_response(_: Request[Any, Any, Any], exc: ValidationException) -> Response[bytes]:

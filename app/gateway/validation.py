@@ -19,6 +19,7 @@ from msgspec import UnsetType
 
 from app.bus.contracts import CALENDAR_RULE, within_calendar
 from app.errors import FieldError, Invalid
+from app.gateway.idempotency import HEADER, check_key
 
 QUERY_OPT = "query"
 """`opt={"query": SomeStruct}` on a route declares its query parameters; other routes take none."""
@@ -40,6 +41,9 @@ async def validate_request(request: Request[Any, Any, Any]) -> None:
     errors: list[FieldError] = []
     query_type = request.route_handler.opt.get(QUERY_OPT)
     errors += check_query(list(request.query_params.multi_items()), query_type)
+
+    if request.method in ("POST", "PATCH", "DELETE"):
+        errors += check_key(request.headers.get(HEADER))
 
     data_field = request.route_handler.parsed_data_field
     if data_field is not None and isinstance(data_field.annotation, type):

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import time
 
+import httpx
 import jwt
 import pytest
-from litestar import Litestar
-from litestar.testing import AsyncTestClient
 
 from tests.conftest import ACME_ID, ADMIN_ID, PASSWORD, TEST_SECRET, login
 
-Client = AsyncTestClient[Litestar]
+Client = httpx.AsyncClient
 
 
 def signup_body(**overrides: object) -> dict[str, object]:

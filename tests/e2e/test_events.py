@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
-from litestar import Litestar
-from litestar.testing import AsyncTestClient
 
 from tests.conftest import (
     ACME_ID,
@@ -17,7 +16,7 @@ from tests.conftest import (
     new_event,
 )
 
-Client = AsyncTestClient[Litestar]
+Client = httpx.AsyncClient
 Auth = dict[str, dict[str, str]]
 
 

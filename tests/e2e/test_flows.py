@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
-from litestar import Litestar
-from litestar.testing import AsyncTestClient
+import httpx
 
 from tests.conftest import ACME_ID, login, new_event
 
-Client = AsyncTestClient[Litestar]
+Client = httpx.AsyncClient
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
-from litestar import Litestar
-from litestar.testing import AsyncTestClient
 
 from tests.conftest import new_event
 
-Client = AsyncTestClient[Litestar]
+Client = httpx.AsyncClient
 Auth = dict[str, dict[str, str]]
 JSON = {"Content-Type": "application/json"}
 

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 import pytest
-from litestar import Litestar
-from litestar.testing import AsyncTestClient
 
 from tests.conftest import CONFERENCE_ID, SUMMIT_ID, WORKSHOP_ID, new_event
 
-Client = AsyncTestClient[Litestar]
+Client = httpx.AsyncClient
 Auth = dict[str, dict[str, str]]
 
 

@@ -10,15 +10,14 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
-from litestar import Litestar
-from litestar.testing import AsyncTestClient
 
 from app.main import create_app
 from app.settings import Fault
-from tests.conftest import WORKSHOP_ID, login, make_settings, new_event
+from tests.conftest import WORKSHOP_ID, login, make_settings, new_event, serve
 
-Client = AsyncTestClient[Litestar]
+Client = httpx.AsyncClient
 Start = Callable[..., AbstractAsyncContextManager[tuple[Client, dict[str, str]]]]
 
 
@@ -32,7 +31,7 @@ def start(tmp_path: Path) -> Start:
     ) -> AsyncIterator[tuple[Client, dict[str, str]]]:
         overrides.setdefault("retry_base_delay", 0.01)
         settings = make_settings(tmp_path / "r.db", bus_faults=tuple(faults or ()), **overrides)
-        async with AsyncTestClient(app=create_app(settings)) as client:
+        async with serve(create_app(settings)) as client:
             admin = {"Authorization": f"Bearer {await login(client, 'admin@acme.com')}"}
             yield client, admin
 

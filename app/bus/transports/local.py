@@ -11,7 +11,7 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from app.bus.bus import Bus
+    from app.bus.bus import Bus, Outcome
     from app.bus.envelope import Envelope
 
 
@@ -20,7 +20,7 @@ class LocalTransport:
         self._bus = bus
         self._running: set[asyncio.Task[Any]] = set()
 
-    async def request(self, envelope: Envelope[Any]) -> Any:
+    async def request(self, envelope: Envelope[Any]) -> Outcome:
         task = asyncio.create_task(self._deliver(envelope))
         self._running.add(task)
         task.add_done_callback(_forget(self._running))
@@ -45,7 +45,7 @@ class LocalTransport:
         if pending:
             await asyncio.wait(pending)
 
-    async def _deliver(self, envelope: Envelope[Any]) -> Any:
+    async def _deliver(self, envelope: Envelope[Any]) -> Outcome:
         return await self._bus.dispatch(envelope)
 
 

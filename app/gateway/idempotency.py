@@ -1,0 +1,48 @@
+"""The `Idempotency-Key` request header and the `Idempotent-Replayed` response header.
+
+The key itself is handled by the bus's idempotency middleware, in the module; here it is only
+validated (1-255 printable ASCII characters, else 400), documented and passed along.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, TypeVar
+
+from litestar import Response
+from litestar.params import HeaderParameter
+
+from app.bus.bus import Outcome
+from app.errors import FieldError
+
+HEADER = "Idempotency-Key"
+REPLAYED_HEADER = "Idempotent-Replayed"
+_VALID = re.compile(r"^[\x20-\x7e]{1,255}$")
+
+T = TypeVar("T")
+
+IdempotencyKey = Annotated[
+    str | None,
+    HeaderParameter(
+        name=HEADER,
+        min_length=1,
+        max_length=255,
+        description=(
+            "Makes the request safe to repeat: the same key with the same request returns the "
+            "stored outcome (`Idempotent-Replayed: true`) without a second change; with another "
+            "request, 422; while the first is still running, 409. Kept 24 h, per user."
+        ),
+    ),
+]
+
+
+def check_key(value: str | None) -> list[FieldError]:
+    if value is None or _VALID.match(value):
+        return []
+    return [FieldError(field=HEADER, message=f"{HEADER} must be 1-255 printable ASCII characters")]
+
+
+def replied(outcome: Outcome, status_code: int) -> Response[Any]:
+    """The HTTP response for a command's outcome, marked when it was replayed."""
+    headers = {REPLAYED_HEADER: "true"} if outcome.replayed else None
+    return Response(outcome.result, status_code=status_code, headers=headers)

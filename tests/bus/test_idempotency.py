@@ -1,0 +1,290 @@
+"""The idempotency middleware on a real SQLite file: exactly-once effect, what is stored, leases,
+cancellation, expiry and the purge."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+
+import msgspec
+import pytest
+from sqlalchemy import func, select, text, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.bus.bus import Bus, Policy
+from app.bus.envelope import Principal, Role
+from app.bus.idempotency import IdempotencyKey, IdempotencyMiddleware, purge_expired
+from app.bus.pipeline import Context
+from app.bus.testing import WireRoundTripTransport
+from app.bus.timeout import DeadlineMiddleware, TimeoutMiddleware
+from app.bus.transaction import TransactionMiddleware
+from app.clock import utcnow
+from app.db import create_engine, create_session_factory, upgrade_to_head, write_transaction
+from app.errors import Conflict, Invalid, Mismatch, Timeout, Unavailable
+
+ALICE = Principal(user_id="alice", organization_id="org", role=Role.USER, email="a@o.io")
+BOB = Principal(user_id="bob", organization_id="org", role=Role.USER, email="b@o.io")
+
+
+class Note(msgspec.Struct, frozen=True):
+    value: str
+    outcome: str = "ok"  # ok | conflict | invalid | unavailable | hang | wait
+
+
+class Noted(msgspec.Struct, frozen=True):
+    row: int
+    value: str
+
+
+@pytest.fixture
+async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'idem.db'}")
+    await upgrade_to_head(engine)
+    async with engine.begin() as connection:
+        await connection.execute(text("CREATE TABLE notes (id INTEGER PRIMARY KEY, value TEXT)"))
+    yield engine
+    await engine.dispose()
+
+
+RUNNING = asyncio.Event()
+"""Set by a "wait" handler once it runs, that is, once its request has claimed its key."""
+
+
+async def write_note(cmd: Note, context: Context) -> Noted:
+    assert context.session is not None
+    if cmd.outcome == "wait":  # still running, before taking the database's write lock
+        RUNNING.set()
+        await asyncio.Event().wait()
+    row = await context.session.execute(
+        text("INSERT INTO notes (value) VALUES (:v) RETURNING id"), {"v": cmd.value}
+    )
+    if cmd.outcome == "conflict":
+        raise Conflict("Refused by the domain", code="REFUSED")
+    if cmd.outcome == "invalid":
+        raise Invalid("Bad value")
+    if cmd.outcome == "unavailable":
+        raise Unavailable("Try later")
+    if cmd.outcome == "hang":
+        await asyncio.Event().wait()
+    return Noted(row=row.scalar_one(), value=cmd.value)
+
+
+def make_bus(engine: AsyncEngine, ttl: float = 3600) -> tuple[Bus, WireRoundTripTransport]:
+    bus = Bus(
+        send_middleware=[TimeoutMiddleware()],
+        handle_middleware=[
+            DeadlineMiddleware(),
+            IdempotencyMiddleware(engine, secret="s" * 32, ttl=ttl),
+            TransactionMiddleware(engine),
+        ],
+    )
+    bus.register({"cmd": "notes.write"}, Note, write_note)
+    transport = WireRoundTripTransport(bus)
+    bus.connect(transport)
+    return bus, transport
+
+
+async def notes(engine: AsyncEngine) -> int:
+    async with engine.connect() as connection:
+        return int((await connection.execute(text("SELECT count(*) FROM notes"))).scalar_one())
+
+
+async def keys(engine: AsyncEngine) -> list[IdempotencyKey]:
+    async with create_session_factory(engine)() as session:  # a read: never waits for a writer
+        return list(await session.scalars(select(IdempotencyKey)))
+
+
+async def test_same_key_same_request_runs_once_and_replays(engine: AsyncEngine):
+    bus, _ = make_bus(engine)
+
+    first = await bus.call({"cmd": "notes.write"}, Note("a"), principal=ALICE, idempotency_key="k")
+    second = await bus.call({"cmd": "notes.write"}, Note("a"), principal=ALICE, idempotency_key="k")
+
+    assert (first.replayed, second.replayed) == (False, True)
+    assert first.result == second.result
+    assert await notes(engine) == 1
+    assert [k.state for k in await keys(engine)] == ["completed"]
+
+
+async def test_the_key_is_scoped_per_user(engine: AsyncEngine):
+    bus, _ = make_bus(engine)
+
+    a = await bus.call({"cmd": "notes.write"}, Note("a"), principal=ALICE, idempotency_key="k")
+    b = await bus.call({"cmd": "notes.write"}, Note("a"), principal=BOB, idempotency_key="k")
+
+    assert not a.replayed and not b.replayed
+    assert a.result.row != b.result.row
+    assert await notes(engine) == 2
+
+
+async def test_same_key_different_request_is_a_mismatch(engine: AsyncEngine):
+    bus, _ = make_bus(engine)
+    await bus.call({"cmd": "notes.write"}, Note("a"), principal=ALICE, idempotency_key="k")
+
+    with pytest.raises(Mismatch) as raised:
+        await bus.call({"cmd": "notes.write"}, Note("b"), principal=ALICE, idempotency_key="k")
+
+    assert raised.value.code == "IDEMPOTENCY_KEY_MISMATCH"
+    assert await notes(engine) == 1
+
+
+async def test_domain_refusals_are_stored_and_replayed(engine: AsyncEngine):
+    bus, _ = make_bus(engine)
+    refused = Note("a", outcome="conflict")
+
+    with pytest.raises(Conflict) as first:
+        await bus.call({"cmd": "notes.write"}, refused, principal=ALICE, idempotency_key="k")
+    with pytest.raises(Conflict) as second:
+        await bus.call({"cmd": "notes.write"}, refused, principal=ALICE, idempotency_key="k")
+
+    assert (first.value.replayed, second.value.replayed) == (False, True)
+    assert second.value.code == "REFUSED"
+    assert await notes(engine) == 0  # the refusal rolled its write back
+    assert [k.state for k in await keys(engine)] == ["completed"]
+
+
+@pytest.mark.parametrize(("outcome", "error"), [("invalid", Invalid), ("unavailable", Unavailable)])
+async def test_validation_and_transient_failures_are_not_stored(
+    engine: AsyncEngine, outcome, error
+):
+    bus, _ = make_bus(engine)
+
+    with pytest.raises(error):
+        await bus.call(
+            {"cmd": "notes.write"}, Note("a", outcome=outcome), principal=ALICE, idempotency_key="k"
+        )
+
+    assert await keys(engine) == []
+    fixed = await bus.call({"cmd": "notes.write"}, Note("b"), principal=ALICE, idempotency_key="k")
+    assert not fixed.replayed
+
+
+async def test_a_command_cancelled_mid_way_leaves_neither_write_nor_key(engine: AsyncEngine):
+    bus, transport = make_bus(engine)
+
+    with pytest.raises(Timeout):
+        await bus.call(
+            {"cmd": "notes.write"},
+            Note("a", outcome="hang"),
+            principal=ALICE,
+            idempotency_key="k",
+            policy=Policy(timeout=0.2),
+        )
+    await transport.drain(grace=5)
+
+    assert await notes(engine) == 0
+    assert await keys(engine) == []
+
+
+async def test_a_duplicate_while_the_first_runs_is_409_with_retry_after(engine: AsyncEngine):
+    RUNNING.clear()
+    bus, transport = make_bus(engine)
+    hanging = asyncio.create_task(
+        bus.call(
+            {"cmd": "notes.write"},
+            Note("a", outcome="wait"),
+            principal=ALICE,
+            idempotency_key="k",
+            policy=Policy(timeout=2),
+        )
+    )
+    await RUNNING.wait()
+
+    with pytest.raises(Conflict) as raised:
+        await bus.call(
+            {"cmd": "notes.write"}, Note("a", outcome="wait"), principal=ALICE, idempotency_key="k"
+        )
+
+    assert raised.value.code == "IDEMPOTENCY_KEY_IN_FLIGHT"
+    assert raised.value.retry_after is not None and raised.value.retry_after >= 1
+    hanging.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await hanging
+    await transport.drain(grace=5)
+
+
+async def test_an_abandoned_claim_is_taken_over_after_its_lease(engine: AsyncEngine):
+    bus, _ = make_bus(engine)
+    async with write_transaction(engine) as session:  # a claim whose owner died
+        session.add(
+            IdempotencyKey(
+                organization_id="org",
+                user_id="alice",
+                pattern="notes.write",
+                key="k",
+                fingerprint=IdempotencyMiddleware(engine, secret="s" * 32, ttl=60).fingerprint(
+                    _envelope(Note("a"))
+                ),
+                state="in_flight",
+                owner="dead-process",
+                reply=None,
+                created_at=utcnow() - timedelta(seconds=30),
+                locked_until=utcnow() - timedelta(seconds=1),
+                expires_at=utcnow() + timedelta(hours=1),
+            )
+        )
+
+    outcome = await bus.call(
+        {"cmd": "notes.write"}, Note("a"), principal=ALICE, idempotency_key="k"
+    )
+
+    assert not outcome.replayed
+    assert await notes(engine) == 1
+
+
+async def test_a_key_reused_after_expiry_runs_again_and_the_purge_removes_old_keys(
+    engine: AsyncEngine,
+):
+    bus, _ = make_bus(engine)
+    await bus.call({"cmd": "notes.write"}, Note("a"), principal=ALICE, idempotency_key="k")
+    async with write_transaction(engine) as session:
+        await session.execute(
+            update(IdempotencyKey).values(expires_at=utcnow() - timedelta(seconds=1))
+        )
+
+    again = await bus.call({"cmd": "notes.write"}, Note("a"), principal=ALICE, idempotency_key="k")
+    assert not again.replayed
+    assert await notes(engine) == 2
+
+    async with write_transaction(engine) as session:
+        for n in range(25):
+            session.add(
+                IdempotencyKey(
+                    organization_id="org",
+                    user_id="old",
+                    pattern="notes.write",
+                    key=f"old-{n}",
+                    fingerprint="f",
+                    state="completed",
+                    owner="o",
+                    reply=b"",
+                    created_at=utcnow() - timedelta(days=2),
+                    locked_until=utcnow() - timedelta(days=2),
+                    expires_at=utcnow() - timedelta(days=1),
+                )
+            )
+    assert await purge_expired(engine, batch=10) == 25
+    remaining = await keys(engine)
+    assert [(k.user_id, k.key) for k in remaining] == [("alice", "k")]
+
+
+async def test_no_key_means_no_record(engine: AsyncEngine):
+    bus, _ = make_bus(engine)
+
+    await bus.call({"cmd": "notes.write"}, Note("a"), principal=ALICE)
+    await bus.call({"cmd": "notes.write"}, Note("a"), principal=ALICE)
+
+    assert await notes(engine) == 2
+    async with engine.connect() as connection:
+        count = await connection.scalar(select(func.count()).select_from(IdempotencyKey))
+    assert count == 0
+
+
+def _envelope(payload: Note):
+    from app.bus.envelope import Envelope
+
+    return Envelope(
+        pattern="notes.write", payload=payload, message_id="m", correlation_id="c", principal=ALICE
+    )
