@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import DateTime, MetaData, Table, event
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import DateTime, MetaData, Table, event, insert
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Dialect, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -108,10 +108,12 @@ async def write_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
 
 
 def insert_ignoring_conflicts(table: Table, dialect_name: str) -> Insert:
-    """INSERT ... ON CONFLICT DO NOTHING on SQLite and PostgreSQL alike."""
+    """An INSERT that skips rows whose unique key exists: ON CONFLICT DO NOTHING on PostgreSQL,
+    INSERT OR IGNORE on SQLite (SQLAlchemy 2.0 cannot cache SQLite's ON CONFLICT form, and
+    compiling it costs more than the statement itself)."""
     if dialect_name == "postgresql":
         return postgresql.insert(table).on_conflict_do_nothing()
-    return sqlite.insert(table).on_conflict_do_nothing()
+    return insert(table).prefix_with("OR IGNORE")
 
 
 async def upgrade_to_head(engine: AsyncEngine) -> None:

@@ -2,7 +2,7 @@
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-21 22:37:52.665876
+Create Date: 2026-11-21 22:57:17.210475
 """
 
 from collections.abc import Sequence
@@ -27,11 +27,8 @@ def upgrade() -> None:
     sa.Column('pattern', sa.String(length=64), nullable=False),
     sa.Column('key', sa.String(length=255), nullable=False),
     sa.Column('fingerprint', sa.String(length=64), nullable=False),
-    sa.Column('state', sa.String(length=16), nullable=False),
-    sa.Column('owner', sa.String(length=36), nullable=False),
-    sa.Column('reply', sa.LargeBinary(), nullable=True),
+    sa.Column('reply', sa.LargeBinary(), nullable=False),
     sa.Column('created_at', app.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('locked_until', app.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('expires_at', app.db.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_bus_idempotency_keys')),
     sa.UniqueConstraint('organization_id', 'user_id', 'pattern', 'key', name=op.f('uq_bus_idempotency_keys_organization_id'))

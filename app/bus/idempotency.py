@@ -1,39 +1,46 @@
 """Idempotency keys with exactly-once effect, as handle-side bus middleware.
 
-A command that carries an `Idempotency-Key` runs at most once per (organization, user, pattern,
-key), however often and however concurrently it is sent:
+A command that carries an `Idempotency-Key` changes state at most once per (organization, user,
+pattern, key), however often, however concurrently and from however many processes it is sent:
 
-1. **Claim** (a short transaction of its own, so concurrent duplicates see it): a row in
-   `bus_idempotency_keys` with the request's fingerprint, `in_flight`, leased until the command's
-   deadline plus a grace period. If the key is already there: another request -> 422; completed ->
-   the stored outcome is replayed; still in flight -> 409 with Retry-After. An expired key, or an
-   in-flight lease whose owner died, is taken over.
-2. **Complete** in the command's own transaction (a before-commit hook): the state change and the
-   stored outcome commit together, or neither does. A lease lost meanwhile rolls the change back.
-3. **Release** the claim when nothing should be stored: validation errors, transient failures
-   (timeouts, unavailable), internal errors and cancellation, so the client may try again.
-   Domain refusals (403, 404, 409) are outcomes: they are stored and replayed.
+1. **In flight.** A duplicate of a request still running in this process gets 409 at once (422
+   if it is another request), with Retry-After until the first one's deadline. The entry lives
+   exactly as long as the first request's task, so an "in flight" whose owner died cannot linger.
+2. **Record, in the command's own transaction.** The command runs; after the handler, before
+   commit, its outcome is inserted with ON CONFLICT DO NOTHING. The state change and its record
+   commit together or not at all (a crash or cancellation leaves neither). If the key is taken,
+   the request is a duplicate (of an earlier one, or of a concurrent one in another process): its
+   change rolls back and the stored outcome is replayed (`Idempotent-Replayed`), or 422 if the
+   key was used for another request. The unique constraint makes it exactly once.
+3. **Lookup only when something went wrong.** A duplicate of a completed request usually fails
+   differently (submitting again is a 409), so on any error the stored outcome, if there is one,
+   is the answer. The usual, successful first request pays for one INSERT and no lookup.
+4. **What is recorded.** Results, and domain refusals (401, 403, 404, 409), which are outcomes of
+   a command that ran; those roll back nothing, so they are recorded in a short transaction of
+   their own. Validation errors, transient failures (timeouts, unavailable) and internal errors
+   are not recorded, so the client may try again.
 
-The fingerprint is an HMAC of the pattern and the canonical encoded command, so field order and
-whitespace do not matter, and nothing in the table can be brute-forced back to, say, a password.
-A command without a principal (signup) is scoped by its fingerprint: only the identical request
+The fingerprint is an HMAC of the pattern and the canonical encoded command (field order and
+whitespace do not matter; nothing in the table can be brute-forced back to, say, a password). A
+command without a principal (signup) is scoped by its fingerprint: only the identical request
 gets its outcome back.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import hmac
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import msgspec
 from loguru import logger
-from sqlalchemy import Index, Integer, LargeBinary, String, UniqueConstraint, delete, select, update
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy import Index, Integer, LargeBinary, String, Table, UniqueConstraint, delete, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.bus import codec
@@ -41,15 +48,13 @@ from app.bus.bus import Replayed
 from app.bus.envelope import Envelope
 from app.bus.pipeline import Context, HandleNext
 from app.clock import utcnow
-from app.db import Base, UTCDateTime, write_transaction
+from app.db import WRITE_OPTION, Base, UTCDateTime, insert_ignoring_conflicts, write_transaction
 from app.errors import AppError, Category, Conflict, Mismatch
 
-IN_FLIGHT = "in_flight"
-COMPLETED = "completed"
-STORED_CATEGORIES = frozenset(
+RECORDED_CATEGORIES = frozenset(
     {Category.UNAUTHORIZED, Category.FORBIDDEN, Category.NOT_FOUND, Category.CONFLICT}
 )
-"""Errors that are outcomes of a command that ran, stored and replayed like results."""
+"""Errors that are outcomes of a command that ran: recorded and replayed like results."""
 
 
 class IdempotencyKey(Base):
@@ -65,12 +70,13 @@ class IdempotencyKey(Base):
     pattern: Mapped[str] = mapped_column(String(64))
     key: Mapped[str] = mapped_column(String(255))
     fingerprint: Mapped[str] = mapped_column(String(64))
-    state: Mapped[str] = mapped_column(String(16))
-    owner: Mapped[str] = mapped_column(String(36))
-    reply: Mapped[bytes | None] = mapped_column(LargeBinary)
+    reply: Mapped[bytes] = mapped_column(LargeBinary)
+    """The outcome as the wire codec encodes it: a result, or an error's data."""
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    locked_until: Mapped[datetime] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+_TABLE: Table = IdempotencyKey.__table__  # type: ignore[assignment]
 
 
 class KeyInFlight(Conflict):
@@ -86,9 +92,8 @@ class KeyReusedDifferently(Mismatch):
     )
 
 
-class LeaseLost(Conflict):
-    default_code = "IDEMPOTENCY_KEY_IN_FLIGHT"
-    default_message = "The request outlived its idempotency lease; it was not applied"
+class _Superseded(Exception):
+    """Another process recorded this key first; this command's transaction must roll back."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,21 +104,19 @@ class _Scope:
     key: str
 
 
+@dataclass(frozen=True, slots=True)
+class _Running:
+    fingerprint: str
+    deadline: float
+
+
 class IdempotencyMiddleware:
-    def __init__(
-        self,
-        engine: AsyncEngine,
-        *,
-        secret: str,
-        ttl: float,
-        grace: float = 5.0,
-        default_lease: float = 60.0,
-    ) -> None:
+    def __init__(self, engine: AsyncEngine, *, secret: str, ttl: float) -> None:
         self._engine = engine
+        self._writes = engine.execution_options(**{WRITE_OPTION: True})
         self._hmac_key = hmac.new(secret.encode(), b"idempotency-fingerprint", "sha256").digest()
         self._ttl = timedelta(seconds=ttl)
-        self._grace = grace
-        self._default_lease = default_lease
+        self._running: dict[_Scope, _Running] = {}
 
     def fingerprint(self, envelope: Envelope[Any]) -> str:
         canonical = envelope.pattern.encode() + b"\0" + msgspec.msgpack.encode(envelope.payload)
@@ -124,103 +127,148 @@ class IdempotencyMiddleware:
         if envelope.idempotency_key is None or context.read_only:
             return await call_next(context)
         fingerprint = self.fingerprint(envelope)
-        scope = self._scope(envelope, fingerprint)
-        stored = await self._claim(scope, fingerprint, envelope)
-        if stored is not None:
-            return self._replay(stored, context)
+        scope = _scope(envelope, fingerprint)
 
-        owner = envelope.message_id
+        running = self._running.get(scope)
+        if running is not None:
+            if running.fingerprint != fingerprint:
+                raise KeyReusedDifferently()
+            raise KeyInFlight(retry_after=min(60.0, max(1.0, running.deadline - time.time())))
+        deadline = envelope.deadline or time.time() + 60.0
+        self._running[scope] = _Running(fingerprint, deadline)
+        try:
+            return await self._run(context, call_next, scope, fingerprint)
+        finally:
+            del self._running[scope]
 
-        async def complete(session: AsyncSession, result: Any) -> None:
-            if not await _finish(session, scope, owner, codec.encode_result(result)):
-                raise LeaseLost()
+    async def _run(
+        self, context: Context, call_next: HandleNext, scope: _Scope, fingerprint: str
+    ) -> Any:
+        """Run the command optimistically and record its outcome at commit; consult the store
+        only when something went wrong, which is also when a duplicate would show itself."""
 
-        context.before_commit.append(complete)
+        async def record(session: AsyncSession, result: Any) -> None:
+            reply = codec.encode_result(result)
+            if not await self._insert(session, scope, fingerprint, reply):
+                raise _Superseded
+
+        context.before_commit.append(record)
         try:
             return await call_next(context)
+        except _Superseded:
+            return await self._replay_stored(scope, fingerprint, context)
         except AppError as error:
-            if error.category in STORED_CATEGORIES:
-                async with write_transaction(self._engine) as session:
-                    await _finish(session, scope, owner, codec.encode_error(error.to_data()))
-            else:
-                await self._release(scope, owner)
-            raise
-        except BaseException:
-            await asyncio.shield(self._release(scope, owner))
+            # A duplicate of a completed request fails differently (submit again -> 409); its
+            # stored outcome is the answer. Otherwise the error is this request's own outcome.
+            stored = await self._stored(scope, fingerprint)
+            if stored is not None:
+                return _replay(stored, context)
+            if error.category not in RECORDED_CATEGORIES:
+                raise
+            reply = codec.encode_error(error.to_data())
+            async with write_transaction(self._writes) as session:
+                recorded = await self._insert(session, scope, fingerprint, reply)
+            if not recorded:
+                return await self._replay_stored(scope, fingerprint, context)
             raise
 
-    def _scope(self, envelope: Envelope[Any], fingerprint: str) -> _Scope:
-        assert envelope.idempotency_key is not None
-        principal = envelope.principal
-        if principal is None:
-            return _Scope(
-                "", f"anonymous:{fingerprint[:32]}", envelope.pattern, envelope.idempotency_key
-            )
-        return _Scope(
-            principal.organization_id, principal.user_id, envelope.pattern, envelope.idempotency_key
-        )
-
-    async def _claim(
-        self, scope: _Scope, fingerprint: str, envelope: Envelope[Any]
-    ) -> bytes | None:
-        """Claim the key for this request; or return the stored reply to replay; or raise."""
+    async def _insert(
+        self, session: AsyncSession, scope: _Scope, fingerprint: str, reply: bytes
+    ) -> bool:
+        """Record the outcome; False when a live record of the key exists already."""
         now = utcnow()
-        lease = (
-            envelope.deadline - now.timestamp() + self._grace
-            if envelope.deadline is not None
-            else self._default_lease
-        )
-        claim = {
+        row = {
+            **_columns(scope),
             "fingerprint": fingerprint,
-            "state": IN_FLIGHT,
-            "owner": envelope.message_id,
-            "reply": None,
+            "reply": reply,
             "created_at": now,
-            "locked_until": now + timedelta(seconds=max(lease, self._grace)),
             "expires_at": now + self._ttl,
         }
-        for _ in range(2):  # a concurrent first insert (PostgreSQL) is read on the second pass
-            try:
-                async with write_transaction(self._engine) as session:
-                    row = await session.scalar(
-                        select(IdempotencyKey).where(*_matches(scope)).with_for_update()
-                    )
-                    if row is None:
-                        session.add(IdempotencyKey(**_columns(scope), **claim))
-                        return None
-                    if row.expires_at <= now or (
-                        row.state == IN_FLIGHT and row.locked_until <= now
-                    ):
-                        for name, value in claim.items():
-                            setattr(row, name, value)
-                        return None
-                    if row.fingerprint != fingerprint:
-                        raise KeyReusedDifferently()
-                    if row.state == COMPLETED and row.reply is not None:
-                        return row.reply
-                    wait = max(1.0, (row.locked_until - now).total_seconds())
-                    raise KeyInFlight(retry_after=min(wait, 60.0))
-            except IntegrityError:
-                continue
-        raise KeyInFlight(retry_after=1.0)
+        statement = _insert_statement(session.get_bind().dialect.name)
+        if await _inserted(session, statement, row):
+            return True
+        expired = await session.execute(
+            delete(_TABLE).where(*_matches(scope), _TABLE.c.expires_at <= now)
+        )
+        if not expired.rowcount:  # type: ignore[attr-defined]
+            return False
+        return await _inserted(session, statement, row)
 
-    def _replay(self, stored: bytes, context: Context) -> Replayed:
-        try:
-            result, _ = codec.decode_reply(stored, context.result_type)
-        except AppError as error:
-            error.replayed = True
-            raise
-        return Replayed(result)
+    async def _stored(self, scope: _Scope, fingerprint: str) -> bytes | None:
+        async with self._engine.connect() as connection:
+            return await _lookup(connection, scope, fingerprint)
 
-    async def _release(self, scope: _Scope, owner: str) -> None:
-        try:
-            async with write_transaction(self._engine) as session:
-                await session.execute(
-                    delete(IdempotencyKey).where(*_matches(scope), IdempotencyKey.owner == owner)
-                )
-        except Exception:
-            # The lease expires by itself; a failed release only delays a retry.
-            logger.bind(cmd=scope.pattern).opt(exception=True).warning("idempotency release failed")
+    async def _replay_stored(self, scope: _Scope, fingerprint: str, context: Context) -> Any:
+        stored = await self._stored(scope, fingerprint)
+        if stored is None:  # recorded, then expired in between: rare; the client may retry
+            raise KeyInFlight(retry_after=1.0)
+        return _replay(stored, context)
+
+
+async def _lookup(connection: AsyncConnection, scope: _Scope, fingerprint: str) -> bytes | None:
+    """The live stored outcome for the scope, if any; a mismatch if it was another request."""
+    row = (
+        await connection.execute(
+            select(_TABLE.c.fingerprint, _TABLE.c.reply).where(
+                *_matches(scope), _TABLE.c.expires_at > utcnow()
+            )
+        )
+    ).first()
+    if row is None:
+        return None
+    if row.fingerprint != fingerprint:
+        raise KeyReusedDifferently()
+    return bytes(row.reply)
+
+
+def _replay(stored: bytes, context: Context) -> Replayed:
+    try:
+        result, _ = codec.decode_reply(stored, context.result_type)
+    except AppError as error:
+        error.replayed = True
+        raise
+    return Replayed(result)
+
+
+def _scope(envelope: Envelope[Any], fingerprint: str) -> _Scope:
+    assert envelope.idempotency_key is not None
+    principal = envelope.principal
+    if principal is None:
+        return _Scope(
+            "", f"anonymous:{fingerprint[:32]}", envelope.pattern, envelope.idempotency_key
+        )
+    return _Scope(
+        principal.organization_id, principal.user_id, envelope.pattern, envelope.idempotency_key
+    )
+
+
+@functools.cache
+def _insert_statement(dialect_name: str) -> Any:
+    """Built once per dialect; values are passed at execution, so the compiled form is cached."""
+    return insert_ignoring_conflicts(_TABLE, dialect_name)
+
+
+async def _inserted(session: AsyncSession, statement: Any, row: dict[str, Any]) -> bool:
+    result = await session.execute(statement, row)
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def _matches(scope: _Scope) -> tuple[Any, ...]:
+    return (
+        _TABLE.c.organization_id == scope.organization_id,
+        _TABLE.c.user_id == scope.user_id,
+        _TABLE.c.pattern == scope.pattern,
+        _TABLE.c.key == scope.key,
+    )
+
+
+def _columns(scope: _Scope) -> dict[str, str]:
+    return {
+        "organization_id": scope.organization_id,
+        "user_id": scope.user_id,
+        "pattern": scope.pattern,
+        "key": scope.key,
+    }
 
 
 async def purge_expired(engine: AsyncEngine, *, batch: int = 1000) -> int:
@@ -229,14 +277,9 @@ async def purge_expired(engine: AsyncEngine, *, batch: int = 1000) -> int:
     while True:
         async with write_transaction(engine) as session:
             expired = (
-                select(IdempotencyKey.id)
-                .where(IdempotencyKey.expires_at <= utcnow())
-                .limit(batch)
-                .scalar_subquery()
-            )
-            result = await session.execute(
-                delete(IdempotencyKey).where(IdempotencyKey.id.in_(expired))
-            )
+                select(_TABLE.c.id).where(_TABLE.c.expires_at <= utcnow()).limit(batch)
+            ).scalar_subquery()
+            result = await session.execute(delete(_TABLE).where(_TABLE.c.id.in_(expired)))
         deleted: int = result.rowcount  # type: ignore[attr-defined]
         purged += deleted
         if deleted < batch:
@@ -253,30 +296,3 @@ async def purge_forever(engine: AsyncEngine, interval: float) -> None:
                 logger.bind(purged=purged).info("expired idempotency keys purged")
         except Exception:
             logger.opt(exception=True).warning("idempotency purge failed; will try again")
-
-
-async def _finish(session: AsyncSession, scope: _Scope, owner: str, reply: bytes) -> bool:
-    result = await session.execute(
-        update(IdempotencyKey)
-        .where(*_matches(scope), IdempotencyKey.owner == owner, IdempotencyKey.state == IN_FLIGHT)
-        .values(state=COMPLETED, reply=reply)
-    )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
-
-
-def _matches(scope: _Scope) -> tuple[Any, ...]:
-    return (
-        IdempotencyKey.organization_id == scope.organization_id,
-        IdempotencyKey.user_id == scope.user_id,
-        IdempotencyKey.pattern == scope.pattern,
-        IdempotencyKey.key == scope.key,
-    )
-
-
-def _columns(scope: _Scope) -> dict[str, str]:
-    return {
-        "organization_id": scope.organization_id,
-        "user_id": scope.user_id,
-        "pattern": scope.pattern,
-        "key": scope.key,
-    }

@@ -33,19 +33,19 @@ def create_gateway(
     on_startup: Sequence[Callable[[], Awaitable[None]]] = (),
     on_shutdown: Sequence[Callable[[], Awaitable[None]]] = (),
 ) -> Litestar:
-    async def provide_bus() -> Bus:
+    def provide_bus() -> Bus:
         return bus
 
     policies = RoutePolicies.from_settings(settings)
 
-    async def provide_policies() -> RoutePolicies:
+    def provide_policies() -> RoutePolicies:
         return policies
 
     app = Litestar(
         route_handlers=[AuthController, EventsController, live],
         dependencies={
-            "bus": Provide(provide_bus),
-            "policies": Provide(provide_policies),
+            "bus": Provide(provide_bus, sync_to_thread=False),
+            "policies": Provide(provide_policies, sync_to_thread=False),
             "principal": Provide(current_principal, sync_to_thread=False),
         },
         before_request=validate_request,

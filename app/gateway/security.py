@@ -45,10 +45,11 @@ class TokenVerifier:
         )
 
 
-def authenticated(
+async def authenticated(
     connection: ASGIConnection[Any, Any, Any, Any], route_handler: BaseRouteHandler
 ) -> None:
-    """Guard: a valid bearer token, or 401 before anything else about the request is looked at."""
+    """Guard: a valid bearer token, or 401 before anything else about the request is looked at.
+    (Async on purpose: Litestar runs a sync guard in a worker thread.)"""
     header = connection.headers.get("authorization")
     if not header:
         raise Unauthorized("Authentication required", code="AUTH_REQUIRED")

@@ -65,7 +65,7 @@ def check_query(items: list[tuple[str, str]], query_type: type[Any] | None) -> l
             FieldError(field=_shown(name), message=f"Unknown query parameter {_shown(name)!r}")
             for name in values
         ]
-    known = {f.encode_name for f in msgspec.structs.fields(query_type)}
+    known = {f.encode_name for f in _fields(query_type)}
     present = {k: v for k, v in values.items() if k in known}
     errors += [
         FieldError(field=_shown(name), message=f"Unknown query parameter {_shown(name)!r}")
@@ -87,7 +87,7 @@ def check_json_body(body: bytes, body_type: type[Any]) -> list[FieldError]:
         raise Invalid("The request body is nested too deeply", code="MALFORMED_JSON") from None
     if not isinstance(data, dict):
         return [FieldError(field="body", message="The request body must be a JSON object")]
-    known = {f.encode_name for f in msgspec.structs.fields(body_type)}
+    known = {f.encode_name for f in _fields(body_type)}
     unknown = [
         FieldError(field=_shown(name), message=f"Unknown field {_shown(name)!r}")
         for name in data
@@ -101,7 +101,7 @@ def check_fields(
 ) -> list[FieldError]:
     """Check each field of `struct_type` on its own, so every problem is reported, not the first."""
     errors: list[FieldError] = []
-    for field in msgspec.structs.fields(struct_type):
+    for field in _fields(struct_type):
         name = field.encode_name
         if name not in data:
             if field.required:
@@ -116,6 +116,16 @@ def check_fields(
         if isinstance(value, datetime) and not within_calendar(value):
             errors.append(FieldError(field=name, message=f"{name} must be {CALENDAR_RULE}"))
     return errors
+
+
+_FIELDS: dict[type[Any], tuple[msgspec.structs.FieldInfo, ...]] = {}
+
+
+def _fields(struct_type: type[Any]) -> tuple[msgspec.structs.FieldInfo, ...]:
+    """A contract's fields, resolved once (msgspec re-evaluates the annotations on every call)."""
+    if struct_type not in _FIELDS:
+        _FIELDS[struct_type] = msgspec.structs.fields(struct_type)
+    return _FIELDS[struct_type]
 
 
 def _shown(name: str) -> str:
