@@ -33,6 +33,7 @@ import functools
 import hashlib
 import hmac
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -286,10 +287,14 @@ async def purge_expired(engine: AsyncEngine, *, batch: int = 1000) -> int:
             return purged
 
 
-async def purge_forever(engine: AsyncEngine, interval: float) -> None:
+async def purge_forever(
+    engine: AsyncEngine,
+    interval: float,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> None:
     """The background purge: every `interval` seconds, off the request path."""
     while True:
-        await asyncio.sleep(interval)
+        await sleep(interval)
         try:
             purged = await purge_expired(engine)
             if purged:

@@ -15,7 +15,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.bus.bus import Bus, Policy
 from app.bus.envelope import Principal, Role
-from app.bus.idempotency import IdempotencyKey, IdempotencyMiddleware, purge_expired
+from app.bus.idempotency import (
+    IdempotencyKey,
+    IdempotencyMiddleware,
+    purge_expired,
+    purge_forever,
+)
 from app.bus.pipeline import Context
 from app.bus.testing import WireRoundTripTransport
 from app.bus.timeout import DeadlineMiddleware, TimeoutMiddleware
@@ -269,3 +274,31 @@ async def test_no_key_means_no_record(engine: AsyncEngine):
     async with engine.connect() as connection:
         count = await connection.scalar(select(func.count()).select_from(IdempotencyKey))
     assert count == 0
+
+
+async def test_the_background_purge_runs_every_interval(engine: AsyncEngine):
+    async with write_transaction(engine) as session:
+        session.add(
+            IdempotencyKey(
+                organization_id="org",
+                user_id="old",
+                pattern="notes.write",
+                key="old",
+                fingerprint="f",
+                reply=b"",
+                created_at=utcnow() - timedelta(days=2),
+                expires_at=utcnow() - timedelta(days=1),
+            )
+        )
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        if len(waits) == 2:  # the first pass has purged; stop the loop at its second wait
+            raise asyncio.CancelledError
+
+    with pytest.raises(asyncio.CancelledError):
+        await purge_forever(engine, 600, sleep=sleep)
+
+    assert waits == [600, 600]
+    assert await keys(engine) == []
