@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import msgspec
 from loguru import logger
+from opentelemetry import trace
 
 if TYPE_CHECKING:
     from loguru import Message, Record
@@ -30,11 +31,14 @@ _STDLIB_LOGGERS = (
 )
 
 
-def configure_logging(settings: Settings, stream: TextIO | None = None) -> None:
-    """Replace every loguru sink with the configured one. Safe to call again (tests do)."""
+def configure_logging(
+    settings: Settings, stream: TextIO | None = None, *, trace_ids: bool = False
+) -> None:
+    """Replace every loguru sink with the configured one. Safe to call again (tests do).
+    With `trace_ids`, each record written inside a span carries its `trace_id`."""
     out = stream or sys.stderr
     logger.remove()
-    logger.configure(extra={"correlation_id": "-"})
+    logger.configure(extra={"correlation_id": "-"}, patcher=_add_trace_id if trace_ids else None)
     if settings.log_format == "json":
         logger.add(_json_sink(out), level=settings.log_level, format="{message}", backtrace=False)
     else:
@@ -53,6 +57,12 @@ def configure_logging(settings: Settings, stream: TextIO | None = None) -> None:
     logging.getLogger("alembic").setLevel(logging.WARNING)
     # The gateway writes one line per request itself, with the correlation id and route template.
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+
+
+def _add_trace_id(record: Record) -> None:
+    context = trace.get_current_span().get_span_context()
+    if context.is_valid:
+        record["extra"]["trace_id"] = format(context.trace_id, "032x")
 
 
 def _text_format(record: Record) -> str:

@@ -7,60 +7,72 @@ module (as tests do) reads no environment and touches no database.
 from __future__ import annotations
 
 import asyncio
+import signal
 import sys
+import threading
+from types import FrameType
 from typing import Any
 
 from litestar import Litestar
 from loguru import logger
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.bus.breaker import BreakerMiddleware
 from app.bus.bus import Bus
 from app.bus.correlation import CorrelationMiddleware
 from app.bus.idempotency import IdempotencyMiddleware, purge_forever
 from app.bus.logging import HandleLoggingMiddleware, SendLoggingMiddleware
-from app.bus.pipeline import HandleMiddleware
+from app.bus.metrics import HandleMetricsMiddleware, SendMetricsMiddleware
+from app.bus.pipeline import HandleMiddleware, SendMiddleware
 from app.bus.retry import RetryMiddleware
 from app.bus.testing import FaultMiddleware, WireRoundTripTransport
 from app.bus.timeout import DeadlineMiddleware, TimeoutMiddleware
+from app.bus.tracing import HandleTracingMiddleware, SendTracingMiddleware
 from app.bus.transaction import TransactionMiddleware
 from app.bus.transports.local import LocalTransport
 from app.db import create_engine, upgrade_to_head
+from app.gateway.health import Probes
 from app.gateway.http import create_gateway
+from app.gateway.ratelimit import RateLimits
 from app.logging import configure_logging
 from app.modules.auth import module as auth_module
 from app.modules.events import module as events_module
 from app.settings import Settings, SettingsError
 
-SHUTDOWN_GRACE_SECONDS = 10.0
+TRACER_SHUTDOWN_SECONDS = 3.0
 
 
-def create_app(settings: Settings | None = None) -> Litestar:
+def create_app(
+    settings: Settings | None = None, *, tracer_provider: TracerProvider | None = None
+) -> Litestar:
+    """Build the app. `tracer_provider` overrides the one OTEL_TRACES_EXPORTER would make
+    (tests pass one with an in-memory exporter)."""
     settings = settings or Settings.from_env()
-    configure_logging(settings)
+    tracer_provider = tracer_provider or _tracer_provider(settings)
+    configure_logging(settings, trace_ids=tracer_provider is not None)
     engine = create_engine(settings.database_url)
+    if tracer_provider is not None:
+        SQLAlchemyInstrumentor().instrument(
+            engine=engine.sync_engine, tracer_provider=tracer_provider
+        )
 
-    handle_middleware: list[HandleMiddleware] = [
-        CorrelationMiddleware(),
-        HandleLoggingMiddleware(),
-        DeadlineMiddleware(),
-        IdempotencyMiddleware(engine, secret=settings.jwt_secret, ttl=settings.idempotency_ttl),
-        TransactionMiddleware(engine),
-    ]
-    if settings.bus_faults:
-        handle_middleware.append(FaultMiddleware(settings.bus_faults))
-        logger.warning("fault injection is on: {}", [f.cmd for f in settings.bus_faults])
+    breakers = BreakerMiddleware(
+        window=settings.breaker_window,
+        min_calls=settings.breaker_min_calls,
+        failure_rate=settings.breaker_failure_rate,
+        slow_call=settings.breaker_slow_call,
+        open_seconds=settings.breaker_open_seconds,
+        half_open_probes=settings.breaker_half_open_probes,
+    )
     bus = Bus(
-        send_middleware=[
-            RetryMiddleware(
-                base_delay=settings.retry_base_delay,
-                multiplier=settings.retry_multiplier,
-                max_delay=settings.retry_max_delay,
-                budget_ratio=settings.retry_budget_ratio,
-                budget_min_per_second=settings.retry_budget_min_per_second,
-            ),
-            SendLoggingMiddleware(),
-            TimeoutMiddleware(),
-        ],
-        handle_middleware=handle_middleware,
+        send_middleware=_send_chain(settings, breakers, tracer_provider),
+        handle_middleware=_handle_chain(settings, engine, tracer_provider),
     )
     auth_module.register(bus, settings)
     events_module.register(bus)
@@ -70,10 +82,25 @@ def create_app(settings: Settings | None = None) -> Litestar:
         else LocalTransport(bus)
     )
     bus.connect(transport)
+    limits = RateLimits(settings)
 
+    async def database_reachable() -> None:
+        async with engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+
+    async def bus_accepting() -> None:
+        if not bus.accepting:
+            raise RuntimeError("draining: not accepting new commands")
+
+    probes = Probes(
+        checks={"database": database_reachable, "bus": bus_accepting},
+        breakers=lambda: {m: b.state for m, b in breakers.breakers.items()},
+    )
     background: set[asyncio.Task[None]] = set()
+    restore_signal = _nothing
 
     async def start() -> None:
+        nonlocal restore_signal
         if not settings.is_production:
             await upgrade_to_head(engine)
         if settings.seed_demo_data:
@@ -82,16 +109,114 @@ def create_app(settings: Settings | None = None) -> Litestar:
         background.add(
             asyncio.create_task(purge_forever(engine, settings.idempotency_purge_interval))
         )
+        restore_signal = _drain_on_sigterm(bus)
         logger.bind(env=settings.app_env, transport=settings.bus_transport).info("started")
 
     async def stop() -> None:
+        """Refuse new commands, let in-flight ones finish within the grace period, then close."""
+        bus.stop_accepting()
+        await transport.drain(settings.shutdown_grace_seconds)
         for task in background:
             task.cancel()
         await asyncio.gather(*background, return_exceptions=True)
-        await transport.drain(SHUTDOWN_GRACE_SECONDS)
+        await limits.close()
+        if tracer_provider is not None:
+            await _shutdown_tracing(tracer_provider)
         await engine.dispose()
+        restore_signal()
+        logger.info("stopped")
 
-    return create_gateway(settings, bus, on_startup=[start], on_shutdown=[stop])
+    return create_gateway(
+        settings,
+        bus,
+        probes=probes,
+        limits=limits,
+        tracer_provider=tracer_provider,
+        on_startup=[start],
+        on_shutdown=[stop],
+    )
+
+
+def _send_chain(
+    settings: Settings, breakers: BreakerMiddleware, tracer_provider: TracerProvider | None
+) -> list[SendMiddleware]:
+    chain: list[SendMiddleware] = [SendMetricsMiddleware()]
+    if tracer_provider is not None:
+        chain.append(SendTracingMiddleware(tracer_provider.get_tracer("eventboard.bus")))
+    chain += [
+        breakers,
+        RetryMiddleware(
+            base_delay=settings.retry_base_delay,
+            multiplier=settings.retry_multiplier,
+            max_delay=settings.retry_max_delay,
+            budget_ratio=settings.retry_budget_ratio,
+            budget_min_per_second=settings.retry_budget_min_per_second,
+        ),
+        SendLoggingMiddleware(),
+        TimeoutMiddleware(),
+    ]
+    return chain
+
+
+def _handle_chain(
+    settings: Settings, engine: AsyncEngine, tracer_provider: TracerProvider | None
+) -> list[HandleMiddleware]:
+    chain: list[HandleMiddleware] = [CorrelationMiddleware(), HandleMetricsMiddleware()]
+    if tracer_provider is not None:
+        chain.append(HandleTracingMiddleware(tracer_provider.get_tracer("eventboard.bus")))
+    chain += [
+        HandleLoggingMiddleware(),
+        DeadlineMiddleware(),
+        IdempotencyMiddleware(engine, secret=settings.jwt_secret, ttl=settings.idempotency_ttl),
+        TransactionMiddleware(engine),
+    ]
+    if settings.bus_faults:
+        chain.append(FaultMiddleware(settings.bus_faults))
+        logger.warning("fault injection is on: {}", [f.cmd for f in settings.bus_faults])
+    return chain
+
+
+def _tracer_provider(settings: Settings) -> TracerProvider | None:
+    """Tracing is off unless OTEL_TRACES_EXPORTER is otlp (OTLP over HTTP, configured by the
+    standard OTEL_EXPORTER_OTLP_* variables) or console. OTEL_SERVICE_NAME names the service."""
+    if settings.otel_traces_exporter == "none":
+        return None
+    provider = TracerProvider(resource=Resource.create({"service.name": "eventboard"}))
+    exporter = (
+        OTLPSpanExporter() if settings.otel_traces_exporter == "otlp" else ConsoleSpanExporter()
+    )
+    provider.add_span_processor(BatchSpanProcessor(exporter))
+    return provider
+
+
+async def _shutdown_tracing(provider: TracerProvider) -> None:
+    """Flush and close, bounded: an OTLP exporter with no collector would otherwise stall."""
+    try:
+        async with asyncio.timeout(TRACER_SHUTDOWN_SECONDS):
+            await asyncio.to_thread(provider.shutdown)
+    except TimeoutError:
+        logger.warning("tracing did not flush within {} s; spans dropped", TRACER_SHUTDOWN_SECONDS)
+
+
+def _drain_on_sigterm(bus: Bus) -> Any:
+    """On SIGTERM, stop taking new commands at once (readiness turns 503), then let the server's
+    own handler (uvicorn's) begin its graceful shutdown. Returns a function that restores it."""
+    if threading.current_thread() is not threading.main_thread():
+        return _nothing
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def on_sigterm(signum: int, frame: FrameType | None) -> None:
+        bus.stop_accepting()
+        logger.info("SIGTERM: draining; new commands are refused")
+        if callable(previous):
+            previous(signum, frame)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    return lambda: signal.signal(signal.SIGTERM, previous)
+
+
+def _nothing() -> None:
+    return None
 
 
 def __getattr__(name: str) -> Any:

@@ -71,6 +71,20 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Idempotency keys: kept this long, purged in the background this often.
     idempotency_ttl: int = 24 * 3600
     idempotency_purge_interval: int = 600
+    # Circuit breaker per target module (count-based sliding window).
+    breaker_window: int = 20
+    breaker_min_calls: int = 10
+    breaker_failure_rate: float = 0.5
+    breaker_slow_call: float = 5.0
+    breaker_open_seconds: float = 10.0
+    breaker_half_open_probes: int = 3
+    # Rate limits (0 disables); Redis shares them across workers and hosts.
+    rate_limit_per_minute: int = 1200
+    login_failures_per_15min: int = 10
+    redis_url: str | None = None
+    # Operations.
+    shutdown_grace_seconds: float = 10.0
+    otel_traces_exporter: Literal["none", "otlp", "console"] = "none"
 
     @classmethod
     def from_env(
@@ -206,6 +220,12 @@ def _log_level(raw: str) -> str:
     return _choice("trace", "debug", "info", "success", "warning", "error", "critical")(raw).upper()
 
 
+def _redis_url(raw: str) -> str:
+    if not raw.startswith(("redis://", "rediss://")):
+        raise ValueError("must start with redis:// or rediss://")
+    return raw
+
+
 def _origins(raw: str) -> tuple[str, ...]:
     origins = tuple(part.strip() for part in raw.split(",") if part.strip())
     if not origins:
@@ -241,4 +261,15 @@ _PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "BUS_FAULTS": ("bus_faults", _faults),
     "IDEMPOTENCY_TTL": ("idempotency_ttl", parse_duration),
     "IDEMPOTENCY_PURGE_INTERVAL": ("idempotency_purge_interval", parse_duration),
+    "BREAKER_WINDOW": ("breaker_window", _int_between(1, 10_000)),
+    "BREAKER_MIN_CALLS": ("breaker_min_calls", _int_between(1, 10_000)),
+    "BREAKER_FAILURE_RATE": ("breaker_failure_rate", _float_between(0.01, 1.0)),
+    "BREAKER_SLOW_CALL": ("breaker_slow_call", _seconds),
+    "BREAKER_OPEN_SECONDS": ("breaker_open_seconds", _seconds),
+    "BREAKER_HALF_OPEN_PROBES": ("breaker_half_open_probes", _int_between(1, 1000)),
+    "RATE_LIMIT_PER_MINUTE": ("rate_limit_per_minute", _int_between(0, 10_000_000)),
+    "LOGIN_FAILURES_PER_15MIN": ("login_failures_per_15min", _int_between(0, 1_000_000)),
+    "REDIS_URL": ("redis_url", _redis_url),
+    "SHUTDOWN_GRACE_SECONDS": ("shutdown_grace_seconds", _seconds),
+    "OTEL_TRACES_EXPORTER": ("otel_traces_exporter", _choice("none", "otlp", "console")),
 }

@@ -23,7 +23,7 @@ from loguru import logger
 from app.bus import correlation
 from app.bus.envelope import Envelope, Pattern, Principal, pattern_name
 from app.bus.pipeline import Context, HandleMiddleware, SendMiddleware, compose
-from app.errors import AppError, Internal
+from app.errors import AppError, Internal, Unavailable
 
 Handler = Callable[[Any, Context], Awaitable[Any]]
 
@@ -78,6 +78,11 @@ class DuplicateRegistration(RuntimeError):
     pass
 
 
+class ShuttingDown(Unavailable):
+    default_code = "SHUTTING_DOWN"
+    default_message = "The service is shutting down; try again shortly"
+
+
 class Bus:
     def __init__(
         self,
@@ -89,6 +94,8 @@ class Bus:
         self._send_middleware = list(send_middleware)
         self._handle = compose(list(handle_middleware), self._call_handler)
         self._transport: Transport | None = None
+        self.accepting = True
+        """False once draining: new commands are refused; in-flight ones, and their sends, run."""
         self._send: Callable[[Envelope[Any]], Awaitable[Outcome]] | None = None
 
     def register(
@@ -117,6 +124,9 @@ class Bus:
     @property
     def patterns(self) -> frozenset[str]:
         return frozenset(self._registrations)
+
+    def stop_accepting(self) -> None:
+        self.accepting = False
 
     def connect(self, transport: Transport) -> None:
         self._transport = transport
@@ -156,12 +166,15 @@ class Bus:
         """Like `send`, but also tells whether the outcome was replayed for an idempotency key."""
         if self._send is None:
             raise RuntimeError("the bus has no transport: call bus.connect(transport) first")
+        causation_id = correlation.message_id.get()
+        if not self.accepting and causation_id is None:
+            raise ShuttingDown(retry_after=1.0)
         envelope = Envelope(
             pattern=pattern_name(pattern),
             payload=payload,
             message_id=str(uuid.uuid4()),
             correlation_id=correlation_id or correlation.correlation_id.get() or str(uuid.uuid4()),
-            causation_id=correlation.message_id.get(),
+            causation_id=causation_id,
             principal=principal,
             idempotency_key=idempotency_key,
             deadline=time.time() + policy.timeout,

@@ -51,6 +51,7 @@ from app.bus.pipeline import Context, HandleNext
 from app.clock import utcnow
 from app.db import WRITE_OPTION, Base, UTCDateTime, insert_ignoring_conflicts, write_transaction
 from app.errors import AppError, Category, Conflict, Mismatch
+from app.metrics import metrics
 
 RECORDED_CATEGORIES = frozenset(
     {Category.UNAUTHORIZED, Category.FORBIDDEN, Category.NOT_FOUND, Category.CONFLICT}
@@ -133,7 +134,9 @@ class IdempotencyMiddleware:
         running = self._running.get(scope)
         if running is not None:
             if running.fingerprint != fingerprint:
+                _count(scope, "mismatch")
                 raise KeyReusedDifferently()
+            _count(scope, "in_flight")
             raise KeyInFlight(retry_after=min(60.0, max(1.0, running.deadline - time.time())))
         deadline = envelope.deadline or time.time() + 60.0
         self._running[scope] = _Running(fingerprint, deadline)
@@ -152,6 +155,7 @@ class IdempotencyMiddleware:
             reply = codec.encode_result(result)
             if not await self._insert(session, scope, fingerprint, reply):
                 raise _Superseded
+            _count(scope, "recorded")
 
         context.before_commit.append(record)
         try:
@@ -171,6 +175,7 @@ class IdempotencyMiddleware:
                 recorded = await self._insert(session, scope, fingerprint, reply)
             if not recorded:
                 return await self._replay_stored(scope, fingerprint, context)
+            _count(scope, "recorded")
             raise
 
     async def _insert(
@@ -218,8 +223,14 @@ async def _lookup(connection: AsyncConnection, scope: _Scope, fingerprint: str) 
     if row is None:
         return None
     if row.fingerprint != fingerprint:
+        _count(scope, "mismatch")
         raise KeyReusedDifferently()
+    _count(scope, "replayed")
     return bytes(row.reply)
+
+
+def _count(scope: _Scope, result: str) -> None:
+    metrics().idempotency.labels(scope.pattern, result).inc()
 
 
 def _replay(stored: bytes, context: Context) -> Replayed:

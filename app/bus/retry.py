@@ -25,6 +25,7 @@ from loguru import logger
 from app.bus.envelope import Envelope, module_of
 from app.bus.pipeline import SendNext
 from app.errors import AppError, Category
+from app.metrics import metrics
 
 
 class RetryBudget:
@@ -123,8 +124,10 @@ class RetryMiddleware:
                     log.warning("retry skipped: it would end past the deadline")
                     raise
                 if not budget.try_spend():
+                    metrics().retry_budget_exhausted.labels(module).inc()
                     log.warning("retry skipped: retry budget exhausted")
                     raise
+                metrics().retries.labels(module, error.code).inc()
                 log.warning("retrying")
                 await self._sleep(delay)
                 attempt += 1

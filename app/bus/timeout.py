@@ -16,6 +16,7 @@ from typing import Any
 from app.bus.envelope import Envelope, module_of
 from app.bus.pipeline import Context, HandleNext, SendNext
 from app.errors import Timeout
+from app.metrics import metrics
 
 Clock = Callable[[], float]
 
@@ -28,7 +29,14 @@ class TimeoutMiddleware:
         if envelope.deadline is None:
             return await call_next(envelope)
         error = Timeout(f"The {module_of(envelope.pattern)} module did not answer in time")
-        return await _until(envelope.deadline - self._clock(), lambda: call_next(envelope), error)
+        try:
+            return await _until(
+                envelope.deadline - self._clock(), lambda: call_next(envelope), error
+            )
+        except Timeout as timeout:
+            if timeout is error:
+                metrics().timeouts.labels(envelope.pattern, "send").inc()
+            raise
 
 
 class DeadlineMiddleware:
@@ -43,7 +51,12 @@ class DeadlineMiddleware:
         if remaining <= 0:
             raise Timeout("The deadline passed before the work started", code="DEADLINE_EXCEEDED")
         error = Timeout("The work was cancelled at its deadline", code="DEADLINE_EXCEEDED")
-        return await _until(remaining, lambda: call_next(context), error)
+        try:
+            return await _until(remaining, lambda: call_next(context), error)
+        except Timeout as timeout:
+            if timeout is error:
+                metrics().timeouts.labels(context.envelope.pattern, "handle").inc()
+            raise
 
 
 async def _until(remaining: float, work: Callable[[], Awaitable[Any]], error: Timeout) -> Any:

@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
-from litestar import Controller, Response, get, post
+from typing import Any
+
+from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
 from app.bus.bus import Bus
 from app.bus.envelope import Principal
+from app.errors import AppError
 from app.gateway.idempotency import IdempotencyKey, replied
 from app.gateway.policy import RoutePolicies
+from app.gateway.ratelimit import RateLimits, client_of
 from app.gateway.security import BEARER_SCHEME, authenticated
-from app.modules.auth.contracts import GetMe, LogIn, LoginView, MeView, SignUp, SignUpView
+from app.modules.auth.contracts import (
+    GetMe,
+    InvalidCredentials,
+    LogIn,
+    LoginView,
+    MeView,
+    SignUp,
+    SignUpView,
+)
 
 Policies = NamedDependency[RoutePolicies]
 
@@ -36,9 +48,22 @@ class AuthController(Controller):
 
     @post("/login", status_code=200, summary="Log in", security=[])
     async def log_in(
-        self, data: JSONBody[LogIn], bus: NamedDependency[Bus], policies: Policies
+        self,
+        request: Request[Any, Any, Any],
+        data: JSONBody[LogIn],
+        bus: NamedDependency[Bus],
+        policies: Policies,
+        limits: NamedDependency[RateLimits],
     ) -> LoginView:
-        view: LoginView = await bus.send({"cmd": "auth.login"}, data, policy=policies.login)
+        """After too many failed logins for one email from one client, answers 429."""
+        client = client_of(request.scope)
+        await limits.check_login(data.email, client)
+        try:
+            view: LoginView = await bus.send({"cmd": "auth.login"}, data, policy=policies.login)
+        except AppError as error:
+            if error.code == InvalidCredentials.default_code:
+                await limits.login_failed(data.email, client)
+            raise
         return view
 
     @get(

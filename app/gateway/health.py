@@ -1,15 +1,93 @@
-"""Liveness: the process answers. Readiness and dependency checks come with the operations work."""
+"""Probes: `/health/live` (the process answers), `/health/ready` (dependencies reachable and not
+draining), `/health` (every check with its status and latency, breakers included).
+
+None needs auth, is rate limited, or counts in request metrics.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+
 import msgspec
-from litestar import get
+from litestar import Controller, Response, get
+from litestar.di import NamedDependency
+
+CHECK_TIMEOUT_SECONDS = 1.0
+
+
+class CheckResult(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, rename="camel"):
+    status: str
+    """`up`, `down`, or for a breaker its state: `closed`, `half_open`, `open`."""
+    latency_ms: float | None = None
+    error: str | None = None
+
+
+class HealthReport(msgspec.Struct, frozen=True, kw_only=True):
+    status: str
+    """`ok`; `degraded` when a breaker is not closed; `unavailable` when a dependency is down."""
+    checks: dict[str, CheckResult]
 
 
 class Liveness(msgspec.Struct, frozen=True):
     status: str
 
 
-@get("/health/live", tags=["health"], summary="The process is up", security=[])
-async def live() -> Liveness:
-    return Liveness(status="ok")
+@dataclass(frozen=True)
+class Probes:
+    """What the probes look at, supplied by the composition root."""
+
+    checks: Mapping[str, Callable[[], Awaitable[None]]]
+    """Dependency checks (database, bus): each raises when its dependency is unusable."""
+    breakers: Callable[[], Mapping[str, str]]
+    """Breaker state per target module."""
+
+
+async def _run(name: str, check: Callable[[], Awaitable[None]]) -> tuple[str, CheckResult]:
+    started = time.perf_counter()
+    try:
+        async with asyncio.timeout(CHECK_TIMEOUT_SECONDS):
+            await check()
+    except Exception as exc:  # a probe reports, it never fails the request
+        error = "timed out" if isinstance(exc, TimeoutError) else str(exc)[:200]
+        return name, CheckResult(status="down", error=error)
+    latency = round((time.perf_counter() - started) * 1000, 2)
+    return name, CheckResult(status="up", latency_ms=latency)
+
+
+async def _dependencies(probes: Probes) -> dict[str, CheckResult]:
+    results = await asyncio.gather(*(_run(n, c) for n, c in probes.checks.items()))
+    return dict(results)
+
+
+def _status_code(checks: Mapping[str, CheckResult]) -> int:
+    return 503 if any(c.status == "down" for c in checks.values()) else 200
+
+
+class HealthController(Controller):
+    path = "/health"
+    tags = ["health"]
+    security = []
+
+    @get("/live", summary="The process is up")
+    async def live(self) -> Liveness:
+        return Liveness(status="ok")
+
+    @get("/ready", summary="Dependencies reachable and not draining (503 otherwise)")
+    async def ready(self, probes: NamedDependency[Probes]) -> Response[HealthReport]:
+        checks = await _dependencies(probes)
+        code = _status_code(checks)
+        status = "ok" if code == 200 else "unavailable"
+        return Response(HealthReport(status=status, checks=checks), status_code=code)
+
+    @get("/", summary="Every check, with status and latency")
+    async def health(self, probes: NamedDependency[Probes]) -> Response[HealthReport]:
+        checks = await _dependencies(probes)
+        code = _status_code(checks)
+        breakers = {f"breaker:{m}": CheckResult(status=s) for m, s in probes.breakers().items()}
+        status = "unavailable" if code != 200 else "ok"
+        if code == 200 and any(b.status != "closed" for b in breakers.values()):
+            status = "degraded"
+        return Response(HealthReport(status=status, checks=checks | breakers), status_code=code)

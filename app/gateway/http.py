@@ -1,9 +1,11 @@
-"""The HTTP edge as a Litestar app: routes, validation, auth, errors, CORS, OpenAPI at /api."""
+"""The HTTP edge as a Litestar app: routes, validation, auth, errors, rate limits, CORS, metrics,
+tracing, probes, and interactive API docs at /api served without any CDN."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 
+import swagger_ui_bundle
 from litestar import Litestar
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
@@ -11,41 +13,77 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
+from litestar.plugins import PluginProtocol
+from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlugin
+from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from litestar.static_files import create_static_files_router
+from opentelemetry.sdk.trace import TracerProvider
 
 from app.bus.bus import Bus
 from app.gateway.auth import AuthController
 from app.gateway.correlation import CorrelationASGI
 from app.gateway.events import EventsController
-from app.gateway.health import live
+from app.gateway.health import HealthController, Probes
 from app.gateway.policy import RoutePolicies
 from app.gateway.problems import EXCEPTION_HANDLERS
+from app.gateway.ratelimit import RateLimitASGI, RateLimits
 from app.gateway.security import BEARER_SCHEME, TokenVerifier, current_principal
 from app.gateway.validation import validate_request
 from app.settings import Settings
 
-EXPOSED_HEADERS = ["X-Correlation-ID", "X-Response-Time", "Idempotent-Replayed", "Retry-After"]
+EXPOSED_HEADERS = [
+    "X-Correlation-ID",
+    "X-Response-Time",
+    "Idempotent-Replayed",
+    "Retry-After",
+    "RateLimit-Limit",
+    "RateLimit-Remaining",
+    "RateLimit-Reset",
+]
+DOCS_ASSETS = "/api/assets"
+NOT_MEASURED = ["^/health", "^/metrics", "^/api"]
+"""Probes, the metrics scrape and the docs do not count in request metrics or traces."""
 
 
 def create_gateway(
     settings: Settings,
     bus: Bus,
     *,
+    probes: Probes,
+    limits: RateLimits,
+    tracer_provider: TracerProvider | None = None,
     on_startup: Sequence[Callable[[], Awaitable[None]]] = (),
     on_shutdown: Sequence[Callable[[], Awaitable[None]]] = (),
 ) -> Litestar:
-    def provide_bus() -> Bus:
-        return bus
-
     policies = RoutePolicies.from_settings(settings)
-
-    def provide_policies() -> RoutePolicies:
-        return policies
+    plugins: list[PluginProtocol] = []
+    if tracer_provider is not None:
+        plugins.append(
+            OpenTelemetryPlugin(
+                OpenTelemetryConfig(tracer_provider=tracer_provider, exclude=NOT_MEASURED)
+            )
+        )
+    prometheus = PrometheusConfig(
+        app_name="eventboard", prefix="eventboard", group_path=True, exclude=NOT_MEASURED
+    )
 
     app = Litestar(
-        route_handlers=[AuthController, EventsController, live],
+        route_handlers=[
+            AuthController,
+            EventsController,
+            HealthController,
+            PrometheusController,
+            create_static_files_router(
+                path=DOCS_ASSETS,
+                directories=[swagger_ui_bundle.swagger_ui_path],
+                include_in_schema=False,
+            ),
+        ],
         dependencies={
-            "bus": Provide(provide_bus, sync_to_thread=False),
-            "policies": Provide(provide_policies, sync_to_thread=False),
+            "bus": Provide(lambda: bus, sync_to_thread=False),
+            "policies": Provide(lambda: policies, sync_to_thread=False),
+            "probes": Provide(lambda: probes, sync_to_thread=False),
+            "limits": Provide(lambda: limits, sync_to_thread=False),
             "principal": Provide(current_principal, sync_to_thread=False),
         },
         before_request=validate_request,
@@ -54,6 +92,8 @@ def create_gateway(
         cors_config=CORSConfig(
             allow_origins=list(settings.cors_allow_origins), expose_headers=EXPOSED_HEADERS
         ),
+        middleware=[prometheus.middleware],
+        plugins=plugins,
         request_max_body_size=settings.max_body_bytes,
         openapi_config=_openapi(),
         on_startup=list(on_startup),
@@ -61,7 +101,7 @@ def create_gateway(
         logging_config=None,
         debug=False,
     )
-    app.asgi_handler = CorrelationASGI(app.asgi_handler)
+    app.asgi_handler = CorrelationASGI(RateLimitASGI(app.asgi_handler, limits))
     return app
 
 
@@ -74,7 +114,15 @@ def _openapi() -> OpenAPIConfig:
             "JWT auth, roles and strict tenant isolation. Errors are RFC 9457 problem+json."
         ),
         path="/api",
-        render_plugins=[SwaggerRenderPlugin(path="/")],
+        render_plugins=[
+            SwaggerRenderPlugin(
+                path="/",
+                js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+                css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+                standalone_preset_js_url=f"{DOCS_ASSETS}/swagger-ui-standalone-preset.js",
+                favicon=f"<link rel='icon' href='{DOCS_ASSETS}/favicon-32x32.png'>",
+            )
+        ],
         components=Components(
             security_schemes={
                 BEARER_SCHEME: SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")
@@ -82,6 +130,3 @@ def _openapi() -> OpenAPIConfig:
         ),
         use_handler_docstrings=True,
     )
-
-
-__all__ = ["create_gateway"]

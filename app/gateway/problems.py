@@ -65,13 +65,7 @@ class Problem(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, ren
     errors: list[FieldProblem] | None = None
 
 
-def problem(
-    status: int,
-    code: str,
-    detail: str,
-    errors: tuple[FieldError, ...] = (),
-    headers: dict[str, str] | None = None,
-) -> Response[bytes]:
+def problem_body(status: int, code: str, detail: str, errors: tuple[FieldError, ...] = ()) -> bytes:
     body = Problem(
         type=f"urn:eventboard:problem:{code.lower().replace('_', '-')}",
         title=HTTPStatus(status).phrase,
@@ -81,8 +75,18 @@ def problem(
         correlation_id=correlation.correlation_id.get() or "-",
         errors=[FieldProblem(field=e.field, message=e.message) for e in errors] or None,
     )
+    return msgspec.json.encode(body)
+
+
+def problem(
+    status: int,
+    code: str,
+    detail: str,
+    errors: tuple[FieldError, ...] = (),
+    headers: dict[str, str] | None = None,
+) -> Response[bytes]:
     return Response(
-        content=msgspec.json.encode(body),
+        content=problem_body(status, code, detail, errors),
         status_code=status,
         media_type=PROBLEM_JSON,
         headers=headers,

@@ -1,0 +1,148 @@
+"""A circuit breaker per target module, on the send side (outside retries).
+
+Closed: calls pass; their outcomes fill a sliding window of the last `window` calls. Once it
+holds at least `min_calls`, a failure rate at or above `failure_rate` opens the breaker.
+Failures are transient errors (unavailable, timeout), internal errors and calls slower than
+`slow_call` seconds; domain refusals are not failures. Open: calls fail at once with 503
+`CIRCUIT_OPEN` and Retry-After, for `open_seconds`. Half-open: up to `half_open_probes` calls
+probe the module; one failure opens it again, that many successes close it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from loguru import logger
+
+from app.bus.envelope import Envelope, module_of
+from app.bus.pipeline import SendNext
+from app.errors import AppError, Category, Unavailable
+from app.metrics import BREAKER_STATE_VALUES, metrics
+
+CLOSED, HALF_OPEN, OPEN = "closed", "half_open", "open"
+_FAILURES = frozenset({Category.UNAVAILABLE, Category.TIMEOUT, Category.INTERNAL})
+
+
+class CircuitOpen(Unavailable):
+    default_code = "CIRCUIT_OPEN"
+
+
+class CircuitBreaker:
+    def __init__(
+        self,
+        module: str,
+        *,
+        window: int = 20,
+        min_calls: int = 10,
+        failure_rate: float = 0.5,
+        slow_call: float = 5.0,
+        open_seconds: float = 10.0,
+        half_open_probes: int = 3,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.module = module
+        self.slow_call = slow_call
+        self._min_calls = min_calls
+        self._failure_rate = failure_rate
+        self._open_seconds = open_seconds
+        self._probes = half_open_probes
+        self._clock = clock
+        self._outcomes: deque[bool] = deque(maxlen=window)  # True = failed
+        self.state = CLOSED
+        self._opened_at = 0.0
+        self._probing = 0
+        self._probe_successes = 0
+        metrics().breaker_state.labels(module).set(BREAKER_STATE_VALUES[CLOSED])
+
+    def acquire(self) -> bool:
+        """Let a call through (True when it is a half-open probe), or raise CircuitOpen."""
+        if self.state == OPEN:
+            remaining = self._opened_at + self._open_seconds - self._clock()
+            if remaining > 0:
+                raise CircuitOpen(
+                    f"The {self.module} module is failing; calls are paused",
+                    retry_after=max(1.0, remaining),
+                )
+            self._move(HALF_OPEN)
+        if self.state == HALF_OPEN:
+            if self._probing >= self._probes:
+                raise CircuitOpen(
+                    f"The {self.module} module is being probed; calls are paused",
+                    retry_after=1.0,
+                )
+            self._probing += 1
+            return True
+        return False
+
+    def release(self, probe: bool, failed: bool | None) -> None:
+        """Record a call's outcome (None: the caller gave up; nothing is learned)."""
+        if probe:
+            self._probing -= 1
+        if failed is None or (probe and self.state != HALF_OPEN):
+            return
+        if self.state == HALF_OPEN:
+            if failed:
+                self._open()
+                return
+            self._probe_successes += 1
+            if self._probe_successes >= self._probes:
+                self._outcomes.clear()
+                self._move(CLOSED)
+            return
+        self._outcomes.append(failed)
+        failures = sum(self._outcomes)
+        if (
+            len(self._outcomes) >= self._min_calls
+            and failures / len(self._outcomes) >= self._failure_rate
+        ):
+            self._open()
+
+    def _open(self) -> None:
+        self._opened_at = self._clock()
+        self._outcomes.clear()
+        self._move(OPEN)
+
+    def _move(self, state: str) -> None:
+        previous, self.state = self.state, state
+        self._probe_successes = 0
+        recorded = metrics()
+        recorded.breaker_state.labels(self.module).set(BREAKER_STATE_VALUES[state])
+        recorded.breaker_transitions.labels(self.module, state).inc()
+        log = logger.bind(module=self.module, previous=previous, state=state)
+        (log.warning if state == OPEN else log.info)("circuit breaker {}", state.replace("_", "-"))
+
+
+class BreakerMiddleware:
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic, **config: Any) -> None:
+        self._config = config
+        self._clock = clock
+        self.breakers: dict[str, CircuitBreaker] = {}
+
+    def breaker(self, module: str) -> CircuitBreaker:
+        if module not in self.breakers:
+            self.breakers[module] = CircuitBreaker(module, clock=self._clock, **self._config)
+        return self.breakers[module]
+
+    async def __call__(self, envelope: Envelope[Any], call_next: SendNext) -> Any:
+        breaker = self.breaker(module_of(envelope.pattern))
+        probe = breaker.acquire()
+        started = self._clock()
+        failed: bool | None = None
+        try:
+            result = await call_next(envelope)
+            failed = self._clock() - started > breaker.slow_call
+            return result
+        except AppError as error:
+            failed = error.category in _FAILURES
+            raise
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            failed = True
+            raise
+        finally:
+            breaker.release(probe, failed)

@@ -1,0 +1,83 @@
+"""Prometheus metrics of the bus, idempotency, breakers and rate limits.
+
+Prometheus registries are process-wide by design, so the metrics are created once per process, on
+first use (not at import), and shared by every app built in it; tests compare counter deltas.
+With several uvicorn workers set PROMETHEUS_MULTIPROC_DIR (see README): prometheus-client then
+keeps the values in files and /metrics aggregates the workers.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+from prometheus_client import Counter, Gauge, Histogram
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+
+@dataclass(frozen=True)
+class Metrics:
+    commands: Counter
+    command_seconds: Histogram
+    retries: Counter
+    retry_budget_exhausted: Counter
+    timeouts: Counter
+    idempotency: Counter
+    breaker_state: Gauge
+    breaker_transitions: Counter
+    rate_limited: Counter
+
+
+BREAKER_STATE_VALUES = {"closed": 0, "half_open": 1, "open": 2}
+
+
+@functools.cache
+def metrics() -> Metrics:
+    return Metrics(
+        commands=Counter(
+            "eventboard_bus_commands_total",
+            "Bus commands by pattern, side (send|handle) and outcome (ok or error code)",
+            ["pattern", "side", "outcome"],
+        ),
+        command_seconds=Histogram(
+            "eventboard_bus_command_duration_seconds",
+            "Bus command latency by pattern and side",
+            ["pattern", "side"],
+            buckets=_LATENCY_BUCKETS,
+        ),
+        retries=Counter(
+            "eventboard_bus_retries_total",
+            "Retries by target module and reason",
+            ["module", "reason"],
+        ),
+        retry_budget_exhausted=Counter(
+            "eventboard_bus_retry_budget_exhausted_total",
+            "Retries refused by the retry budget",
+            ["module"],
+        ),
+        timeouts=Counter(
+            "eventboard_bus_timeouts_total",
+            "Commands stopped at their deadline, by pattern and side",
+            ["pattern", "side"],
+        ),
+        idempotency=Counter(
+            "eventboard_idempotency_total",
+            "Idempotency-Key outcomes: recorded, replayed, mismatch, in_flight",
+            ["pattern", "result"],
+        ),
+        breaker_state=Gauge(
+            "eventboard_breaker_state",
+            "Circuit breaker state per module: 0 closed, 1 half-open, 2 open",
+            ["module"],
+            multiprocess_mode="livemax",
+        ),
+        breaker_transitions=Counter(
+            "eventboard_breaker_transitions_total",
+            "Circuit breaker transitions per module and new state",
+            ["module", "state"],
+        ),
+        rate_limited=Counter(
+            "eventboard_rate_limited_total", "Requests refused by a rate limit", ["limit"]
+        ),
+    )
