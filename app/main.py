@@ -16,7 +16,8 @@ from typing import Any
 from litestar import Litestar
 from loguru import logger
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
+from opentelemetry.metrics import get_meter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
@@ -57,10 +58,8 @@ def create_app(
     tracer_provider = tracer_provider or _tracer_provider(settings)
     configure_logging(settings, trace_ids=tracer_provider is not None)
     engine = create_engine(settings.database_url)
-    if tracer_provider is not None:
-        SQLAlchemyInstrumentor().instrument(
-            engine=engine.sync_engine, tracer_provider=tracer_provider
-        )
+    if tracer_provider is not None:  # SQL spans for this engine only (no global patching)
+        _trace_sql(engine, tracer_provider)
 
     breakers = BreakerMiddleware(
         window=settings.breaker_window,
@@ -84,9 +83,11 @@ def create_app(
     bus.connect(transport)
     limits = RateLimits(settings)
 
+    probe_engine = create_engine(settings.database_url, pooled=False)
+
     async def database_reachable() -> None:
-        async with engine.connect() as connection:
-            await connection.execute(text("SELECT 1"))
+        async with probe_engine.connect() as connection:
+            await connection.execute(text("SELECT 1 FROM alembic_version"))
 
     async def bus_accepting() -> None:
         if not bus.accepting:
@@ -123,6 +124,7 @@ def create_app(
         if tracer_provider is not None:
             await _shutdown_tracing(tracer_provider)
         await engine.dispose()
+        await probe_engine.dispose()
         restore_signal()
         logger.info("stopped")
 
@@ -174,6 +176,13 @@ def _handle_chain(
         chain.append(FaultMiddleware(settings.bus_faults))
         logger.warning("fault injection is on: {}", [f.cmd for f in settings.bus_faults])
     return chain
+
+
+def _trace_sql(engine: AsyncEngine, provider: TracerProvider) -> None:
+    # The pool-usage counter is an OTel metric; metrics are exported by Prometheus here, so it
+    # goes to the (no-op) default meter.
+    usage = get_meter("eventboard.sql").create_up_down_counter("db.client.connections.usage")
+    EngineTracer(provider.get_tracer("eventboard.sql"), engine.sync_engine, usage)  # type: ignore[no-untyped-call]
 
 
 def _tracer_provider(settings: Settings) -> TracerProvider | None:

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import msgspec
+from loguru import logger
 from sqlalchemy.exc import OperationalError
 
 from app.bus import codec
@@ -71,6 +72,7 @@ class FaultMiddleware:
             return await call_next(context)
         if fault.delay_ms and not fault.after_handler:
             self.injected += 1
+            logger.bind(cmd=fault.cmd, delay_ms=fault.delay_ms).warning("fault injected: delay")
             await self._sleep(fault.delay_ms / 1000)
         if fault.error is not None and self._should_fail(fault):
             self.injected += 1

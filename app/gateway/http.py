@@ -3,9 +3,10 @@ tracing, probes, and interactive API docs at /api served without any CDN."""
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 
-import swagger_ui_bundle
 from litestar import Litestar
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
@@ -74,9 +75,7 @@ def create_gateway(
             HealthController,
             PrometheusController,
             create_static_files_router(
-                path=DOCS_ASSETS,
-                directories=[swagger_ui_bundle.swagger_ui_path],
-                include_in_schema=False,
+                path=DOCS_ASSETS, directories=[_swagger_ui_assets()], include_in_schema=False
             ),
         ],
         dependencies={
@@ -103,6 +102,14 @@ def create_gateway(
     )
     app.asgi_handler = CorrelationASGI(RateLimitASGI(app.asgi_handler, limits))
     return app
+
+
+def _swagger_ui_assets() -> Path:
+    """Swagger UI 5 (OpenAPI 3.1), as the swagger-ui-py package ships it: served from here, so the
+    docs page needs no CDN. Located without importing the package (its web handlers are unused)."""
+    spec = importlib.util.find_spec("swagger_ui")
+    assert spec is not None and spec.submodule_search_locations
+    return Path(spec.submodule_search_locations[0]) / "static"
 
 
 def _openapi() -> OpenAPIConfig:

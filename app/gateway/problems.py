@@ -17,7 +17,7 @@ from litestar.types import ExceptionHandlersMap
 from loguru import logger
 
 from app.bus import correlation
-from app.errors import AppError, Category, FieldError
+from app.errors import AppError, Category, FieldError, RateLimited
 from app.gateway.idempotency import REPLAYED_HEADER
 
 PROBLEM_JSON = "application/problem+json"
@@ -93,6 +93,23 @@ def problem(
     )
 
 
+class RateLimitExceeded(RateLimited):
+    """429, with the figures of the limit for the RateLimit-* response headers."""
+
+    def __init__(self, message: str, *, limit: int, reset_in: float) -> None:
+        super().__init__(message, retry_after=max(1.0, reset_in))
+        self.limit = limit
+
+    def headers(self) -> dict[str, str]:
+        reset = str(max(1, round(self.retry_after or 1)))
+        return {
+            "Retry-After": reset,
+            "RateLimit-Limit": str(self.limit),
+            "RateLimit-Remaining": "0",
+            "RateLimit-Reset": reset,
+        }
+
+
 def app_error_response(_: Request[Any, Any, Any], exc: AppError) -> Response[bytes]:
     status = STATUS_BY_CATEGORY[exc.category]
     headers: dict[str, str] = {}
@@ -100,6 +117,8 @@ def app_error_response(_: Request[Any, Any, Any], exc: AppError) -> Response[byt
         headers["Retry-After"] = str(max(1, round(exc.retry_after)))
     if exc.replayed:
         headers[REPLAYED_HEADER] = "true"
+    if isinstance(exc, RateLimitExceeded):
+        headers.update(exc.headers())
     if status >= 500:
         logger.bind(code=exc.code, status=status).warning("request failed: {}", exc.message)
     return problem(status, exc.code, exc.message, exc.errors, headers or None)

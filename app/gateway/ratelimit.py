@@ -28,29 +28,11 @@ from litestar.types import (
     Send,
 )
 
-from app.errors import RateLimited
-from app.gateway.problems import problem_body
+from app.gateway.problems import RateLimitExceeded, problem_body
 from app.metrics import metrics
 from app.settings import Settings
 
 _UNLIMITED_PREFIXES = ("/health", "/metrics")
-
-
-class RateLimitExceeded(RateLimited):
-    """429, with the RateLimit-* figures for the response headers."""
-
-    def __init__(self, message: str, *, limit: int, reset_in: float) -> None:
-        super().__init__(message, retry_after=max(1.0, reset_in))
-        self.limit = limit
-
-    def headers(self) -> dict[str, str]:
-        reset = str(max(1, round(self.retry_after or 1)))
-        return {
-            "Retry-After": reset,
-            "RateLimit-Limit": str(self.limit),
-            "RateLimit-Remaining": "0",
-            "RateLimit-Reset": reset,
-        }
 
 
 class RateLimits:

@@ -1,0 +1,160 @@
+"""The circuit breaker's state machine, on a fake clock."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from app.bus.breaker import CLOSED, HALF_OPEN, OPEN, BreakerMiddleware, CircuitOpen
+from app.bus.envelope import Envelope
+from app.errors import Conflict, Unavailable
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def envelope() -> Envelope[Any]:
+    return Envelope(pattern="events.findOne", payload=None, message_id="m", correlation_id="c")
+
+
+def breaker_with(clock: Clock, **overrides: Any) -> BreakerMiddleware:
+    config: dict[str, Any] = {
+        "window": 4,
+        "min_calls": 4,
+        "failure_rate": 0.5,
+        "slow_call": 1.0,
+        "open_seconds": 10.0,
+        "half_open_probes": 2,
+    }
+    config.update(overrides)
+    return BreakerMiddleware(clock=clock, **config)
+
+
+async def fails(_: Envelope[Any]) -> Any:
+    raise Unavailable("down")
+
+
+async def works(_: Envelope[Any]) -> str:
+    return "ok"
+
+
+async def call(breaker: BreakerMiddleware, target: Any) -> str:
+    try:
+        return str(await breaker(envelope(), target))
+    except CircuitOpen:
+        return "open"
+    except Unavailable:
+        return "failed"
+    except Conflict:
+        return "refused"
+
+
+async def test_opens_at_the_failure_rate_once_the_window_has_enough_calls():
+    breaker = breaker_with(Clock())
+
+    results = [await call(breaker, t) for t in (works, fails, works, fails)]
+
+    assert results == ["ok", "failed", "ok", "failed"]
+    assert breaker.breaker("events").state == OPEN
+
+
+async def test_fewer_calls_than_the_minimum_never_open_it():
+    breaker = breaker_with(Clock(), min_calls=10, window=10)
+
+    for _ in range(9):
+        await call(breaker, fails)
+
+    assert breaker.breaker("events").state == CLOSED
+
+
+async def test_open_fails_fast_with_retry_after_and_without_calling():
+    clock = Clock()
+    breaker = breaker_with(clock)
+    for _ in range(4):
+        await call(breaker, fails)
+    reached: list[int] = []
+
+    async def counted(_: Envelope[Any]) -> str:
+        reached.append(1)
+        return "ok"
+
+    clock.now += 4
+    with pytest.raises(CircuitOpen) as raised:
+        await breaker(envelope(), counted)
+
+    assert reached == []
+    assert raised.value.code == "CIRCUIT_OPEN"
+    assert raised.value.retry_after == pytest.approx(6.0)
+
+
+async def test_half_open_probes_then_closes_after_enough_successes():
+    clock = Clock()
+    breaker = breaker_with(clock)
+    for _ in range(4):
+        await call(breaker, fails)
+
+    clock.now += 10
+    assert await call(breaker, works) == "ok"
+    assert breaker.breaker("events").state == HALF_OPEN
+    assert await call(breaker, works) == "ok"
+    assert breaker.breaker("events").state == CLOSED
+
+
+async def test_a_failed_probe_opens_it_again():
+    clock = Clock()
+    breaker = breaker_with(clock)
+    for _ in range(4):
+        await call(breaker, fails)
+
+    clock.now += 10
+    assert await call(breaker, fails) == "failed"
+
+    assert breaker.breaker("events").state == OPEN
+    assert await call(breaker, works) == "open"
+
+
+async def test_half_open_admits_a_bounded_number_of_probes_at_once():
+    clock = Clock()
+    breaker = breaker_with(clock, half_open_probes=1)
+    for _ in range(4):
+        await call(breaker, fails)
+    clock.now += 10
+    circuit = breaker.breaker("events")
+
+    assert circuit.acquire() is True  # the one probe in flight
+    with pytest.raises(CircuitOpen):
+        circuit.acquire()
+    circuit.release(True, False)
+    assert circuit.state == CLOSED
+
+
+async def test_slow_calls_count_as_failures():
+    clock = Clock()
+    breaker = breaker_with(clock)
+
+    async def slow(_: Envelope[Any]) -> str:
+        clock.now += 2.0  # over slow_call
+        return "ok"
+
+    for _ in range(4):
+        assert await call(breaker, slow) == "ok"
+
+    assert breaker.breaker("events").state == OPEN
+
+
+async def test_domain_refusals_are_not_failures():
+    breaker = breaker_with(Clock())
+
+    async def refuses(_: Envelope[Any]) -> str:
+        raise Conflict("no")
+
+    for _ in range(8):
+        assert await call(breaker, refuses) == "refused"
+
+    assert breaker.breaker("events").state == CLOSED

@@ -1,0 +1,158 @@
+"""The real server, as operators run it: uvicorn in its own process, SIGTERM, a real browser."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from tests.conftest import TEST_SECRET
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+class Server:
+    def __init__(self, process: asyncio.subprocess.Process, url: str) -> None:
+        self.process = process
+        self.url = url
+        self.lines: list[str] = []
+        self._seen: dict[str, asyncio.Event] = {}
+
+    async def read_log(self) -> None:
+        assert self.process.stderr is not None
+        async for raw in self.process.stderr:
+            line = raw.decode(errors="replace").rstrip()
+            self.lines.append(line)
+            for text, event in self._seen.items():
+                if text in line:
+                    event.set()
+
+    async def wait_for_log(self, text: str) -> None:
+        event = self._seen.setdefault(text, asyncio.Event())
+        if any(text in line for line in self.lines):
+            event.set()
+        await asyncio.wait_for(event.wait(), timeout=30)
+
+
+@asynccontextmanager
+async def uvicorn(tmp_path: Path, **env: str) -> AsyncIterator[Server]:
+    port = free_port()
+    variables = {
+        **os.environ,
+        "APP_ENV": "test",
+        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'server.db'}",
+        "JWT_SECRET": TEST_SECRET,
+        "BCRYPT_ROUNDS": "4",
+        **env,
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1",
+        "--port", str(port), "--no-access-log",
+        cwd=ROOT, env=variables, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    server = Server(process, f"http://127.0.0.1:{port}")
+    reader = asyncio.create_task(server.read_log())
+    try:
+        await server.wait_for_log("Application startup complete")
+        yield server
+    finally:
+        if process.returncode is None:
+            process.kill()
+        await process.wait()
+        await reader
+
+
+async def test_sigterm_lets_the_in_flight_request_finish_then_exits_cleanly(tmp_path: Path):
+    faults = json.dumps([{"cmd": "events.findAll", "delay_ms": 1500}])
+    async with uvicorn(tmp_path, BUS_FAULTS=faults) as server:
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+            login = await client.post(
+                "/auth/login", json={"email": "admin@acme.com", "password": "Password123!"}
+            )
+            headers = {"Authorization": f"Bearer {login.json()['accessToken']}"}
+            in_flight = asyncio.create_task(client.get("/events", headers=headers))
+            await server.wait_for_log("fault injected: delay")
+
+            server.process.send_signal(signal.SIGTERM)
+            response = await in_flight
+        exit_code = await asyncio.wait_for(server.process.wait(), timeout=30)
+
+    log = "\n".join(server.lines)
+    assert response.status_code == 200
+    assert len(response.json()["data"]) == 2
+    # uvicorn ends a graceful shutdown by re-raising the signal it caught, with the default
+    # handler back in place: the exit status says SIGTERM, the log says how it got there.
+    assert exit_code in (0, -signal.SIGTERM)
+    order = ["SIGTERM: draining", "stopped", "Application shutdown complete"]
+    assert [log.index(step) for step in order] == sorted(log.index(step) for step in order)
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Headless Chromium from Debian's packages, installed when missing (as root)."""
+    found = shutil.which("chromium")
+    if found:
+        return found
+    if os.geteuid() != 0:
+        pytest.skip("chromium is missing and only root can install it: apt-get install chromium")
+    quiet = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update", "-qq"], check=False, timeout=600, env=quiet)
+    subprocess.run(
+        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium"],
+        check=True,
+        timeout=900,
+        env=quiet,
+    )
+    installed = shutil.which("chromium")
+    assert installed is not None
+    return installed
+
+
+async def test_the_api_docs_render_offline_in_a_real_browser(tmp_path: Path, chromium: str):
+    net_log = tmp_path / "net-log.json"
+    async with uvicorn(tmp_path) as server:
+        browser = await asyncio.create_subprocess_exec(
+            chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+            "--no-first-run", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}",
+            "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+            f"--log-net-log={net_log}", "--virtual-time-budget=15000", "--dump-dom",
+            f"{server.url}/api",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+        dom, _ = await asyncio.wait_for(browser.communicate(), timeout=120)
+
+    page = dom.decode()
+    assert "swagger-ui" in page
+    assert "opblock-summary-path" in page, page[:2000]
+    for path in ("/auth/login", "/events/{event_id}/submit", "/health/ready"):
+        assert path in page
+    # Everything the page asked for (scripts, styles, the schema) names the page as initiator;
+    # the browser's own background traffic does not ("not an origin").
+    by_page = {
+        urlsplit(event["params"]["url"]).netloc
+        for event in json.loads(net_log.read_text())["events"]
+        if isinstance(event.get("params"), dict)
+        and "url" in event["params"]
+        and event["params"].get("initiator") == server.url
+    }
+    assert by_page == {urlsplit(server.url).netloc}, f"the docs page asked: {by_page}"
