@@ -5,6 +5,7 @@
 SHELL := /bin/bash
 HOST ?= 0.0.0.0
 PORT ?= 3000
+SHUTDOWN_GRACE_SECONDS ?= 10
 # uv from PATH, else the one pip installs for this Python (`python3 -m uv`).
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 
@@ -19,7 +20,8 @@ install: uv
 	$(UV) sync --frozen
 
 run: install
-	$(UV) run --frozen uvicorn app.main:app --host $(HOST) --port $(PORT) --no-access-log
+	$(UV) run --frozen uvicorn app.main:app --host $(HOST) --port $(PORT) --no-access-log \
+	  --timeout-graceful-shutdown $(SHUTDOWN_GRACE_SECONDS)
 
 test: install lint
 	$(UV) run --frozen pytest
