@@ -13,6 +13,7 @@ from app.bus.envelope import Principal
 from app.errors import AppError
 from app.gateway.idempotency import IdempotencyKey, replied
 from app.gateway.policy import RoutePolicies
+from app.gateway.problems import problem_responses
 from app.gateway.ratelimit import RateLimits, client_of
 from app.gateway.security import BEARER_SCHEME, authenticated
 from app.modules.auth.contracts import (
@@ -32,7 +33,13 @@ class AuthController(Controller):
     path = "/auth"
     tags = ["auth"]
 
-    @post("/signup", status_code=201, summary="Create an account", security=[])
+    @post(
+        "/signup",
+        status_code=201,
+        summary="Create an account",
+        security=[],
+        responses=problem_responses(404, 409, 413, 422),
+    )
     async def sign_up(
         self,
         data: JSONBody[SignUp],
@@ -46,7 +53,13 @@ class AuthController(Controller):
         )
         return replied(outcome, 201)
 
-    @post("/login", status_code=200, summary="Log in", security=[])
+    @post(
+        "/login",
+        status_code=200,
+        summary="Log in",
+        security=[],
+        responses=problem_responses(401, 413),
+    )
     async def log_in(
         self,
         request: Request[Any, Any, Any],
@@ -71,6 +84,7 @@ class AuthController(Controller):
         guards=[authenticated],
         summary="The current user and organization",
         security=[{BEARER_SCHEME: []}],
+        responses=problem_responses(401),
     )
     async def me(
         self, principal: NamedDependency[Principal], bus: NamedDependency[Bus], policies: Policies

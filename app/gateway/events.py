@@ -13,6 +13,7 @@ from app.bus.bus import Bus
 from app.bus.envelope import Principal
 from app.gateway.idempotency import IdempotencyKey, replied
 from app.gateway.policy import RoutePolicies
+from app.gateway.problems import problem_responses
 from app.gateway.security import BEARER_SCHEME, authenticated
 from app.gateway.validation import QUERY_OPT
 from app.modules.events.contracts import (
@@ -45,7 +46,7 @@ class EventsController(Controller):
     guards = [authenticated]
     security = [{BEARER_SCHEME: []}]
 
-    @post("/", summary="Create a DRAFT event")
+    @post("/", summary="Create a DRAFT event", responses=problem_responses(401, 409, 413, 422))
     async def create(
         self,
         data: JSONBody[CreateEvent],
@@ -56,7 +57,12 @@ class EventsController(Controller):
     ) -> Response[EventView]:
         return await _write(bus, "events.create", data, principal, policies, idempotency_key, 201)
 
-    @get("/", opt={QUERY_OPT: ListEvents}, summary="List events, filtered, sorted and paged")
+    @get(
+        "/",
+        opt={QUERY_OPT: ListEvents},
+        summary="List events, filtered, sorted and paged",
+        responses=problem_responses(401),
+    )
     async def list(
         self,
         principal: Caller,
@@ -99,7 +105,7 @@ class EventsController(Controller):
         )
         return result
 
-    @get("/{event_id:str}", summary="One event")
+    @get("/{event_id:str}", summary="One event", responses=problem_responses(401, 403, 404))
     async def find(
         self, event_id: FromPath[str], principal: Caller, bus: TheBus, policies: Policies
     ) -> EventView:
@@ -111,7 +117,11 @@ class EventsController(Controller):
         )
         return view
 
-    @patch("/{event_id:str}", summary="Change an event's details (never its status)")
+    @patch(
+        "/{event_id:str}",
+        summary="Change an event's details (never its status)",
+        responses=problem_responses(401, 403, 404, 409, 413, 422),
+    )
     async def update(
         self,
         event_id: FromPath[str],
@@ -124,7 +134,12 @@ class EventsController(Controller):
         command = UpdateEvent(event_id=event_id, changes=data)
         return await _write(bus, "events.update", command, principal, policies, idempotency_key)
 
-    @delete("/{event_id:str}", status_code=204, summary="Delete an event")
+    @delete(
+        "/{event_id:str}",
+        status_code=204,
+        summary="Delete an event",
+        responses=problem_responses(401, 403, 404, 409, 422),
+    )
     async def remove(
         self,
         event_id: FromPath[str],
@@ -138,7 +153,12 @@ class EventsController(Controller):
             bus, "events.delete", command, principal, policies, idempotency_key, 204
         )
 
-    @post("/{event_id:str}/submit", status_code=200, summary="DRAFT -> SUBMITTED (creator only)")
+    @post(
+        "/{event_id:str}/submit",
+        status_code=200,
+        summary="DRAFT -> SUBMITTED (creator only)",
+        responses=problem_responses(401, 403, 404, 409, 422),
+    )
     async def submit(
         self,
         event_id: FromPath[str],
@@ -150,7 +170,12 @@ class EventsController(Controller):
         command = SubmitEvent(event_id=event_id)
         return await _write(bus, "events.submit", command, principal, policies, idempotency_key)
 
-    @post("/{event_id:str}/approve", status_code=200, summary="SUBMITTED -> APPROVED")
+    @post(
+        "/{event_id:str}/approve",
+        status_code=200,
+        summary="SUBMITTED -> APPROVED",
+        responses=problem_responses(401, 403, 404, 409, 422),
+    )
     async def approve(
         self,
         event_id: FromPath[str],
@@ -162,7 +187,12 @@ class EventsController(Controller):
         command = ApproveEvent(event_id=event_id)
         return await _write(bus, "events.approve", command, principal, policies, idempotency_key)
 
-    @post("/{event_id:str}/reject", status_code=200, summary="SUBMITTED -> REJECTED, with a reason")
+    @post(
+        "/{event_id:str}/reject",
+        status_code=200,
+        summary="SUBMITTED -> REJECTED, with a reason",
+        responses=problem_responses(401, 403, 404, 409, 413, 422),
+    )
     async def reject(
         self,
         event_id: FromPath[str],

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import msgspec
 from litestar import Controller, Response, get
 from litestar.di import NamedDependency
+from litestar.openapi.datastructures import ResponseSpec
 
 CHECK_TIMEOUT_SECONDS = 1.0
 
@@ -75,14 +76,22 @@ class HealthController(Controller):
     async def live(self) -> Liveness:
         return Liveness(status="ok")
 
-    @get("/ready", summary="Dependencies reachable and not draining (503 otherwise)")
+    @get(
+        "/ready",
+        summary="Dependencies reachable and not draining (503 otherwise)",
+        responses={503: ResponseSpec(HealthReport, description="A dependency is down")},
+    )
     async def ready(self, probes: NamedDependency[Probes]) -> Response[HealthReport]:
         checks = await _dependencies(probes)
         code = _status_code(checks)
         status = "ok" if code == 200 else "unavailable"
         return Response(HealthReport(status=status, checks=checks), status_code=code)
 
-    @get("/", summary="Every check, with status and latency")
+    @get(
+        "/",
+        summary="Every check, with status and latency",
+        responses={503: ResponseSpec(HealthReport, description="A dependency is down")},
+    )
     async def health(self, probes: NamedDependency[Probes]) -> Response[HealthReport]:
         checks = await _dependencies(probes)
         code = _status_code(checks)

@@ -13,6 +13,7 @@ from typing import Any
 import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.types import ExceptionHandlersMap
 from loguru import logger
 
@@ -159,3 +160,32 @@ EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     HTTPException: http_error_response,
     Exception: unexpected_error_response,
 }
+
+
+_DESCRIPTIONS = {
+    400: "Malformed JSON, a field or parameter that fails validation, or a bad header value",
+    401: "Missing, invalid or expired token; or wrong credentials",
+    403: "Authenticated, but not allowed (role, ownership or the event's status)",
+    404: "Unknown id, or one that belongs to another organization",
+    409: "Invalid workflow transition, duplicate, or the same Idempotency-Key still in flight",
+    413: "Request body over the size limit",
+    422: "Idempotency-Key reused with a different request",
+    429: "Rate limit exceeded (Retry-After, RateLimit-* headers)",
+    503: "Module unavailable, circuit open or shutting down (Retry-After)",
+    504: "The module did not answer within the route's deadline",
+}
+ALWAYS = (400, 429, 503, 504)
+"""Statuses any operation can answer with."""
+
+
+def problem_responses(*statuses: int) -> dict[int, ResponseSpec]:
+    """OpenAPI responses for the given error statuses (plus ALWAYS), all problem+json."""
+    return {
+        status: ResponseSpec(
+            data_container=Problem,
+            description=_DESCRIPTIONS[status],
+            media_type=PROBLEM_JSON,
+            generate_examples=False,
+        )
+        for status in sorted({*ALWAYS, *statuses})
+    }
