@@ -104,7 +104,7 @@ def token(role: str) -> str:
     return jwt.encode(msgspec.to_builtins(claims), TEST_SECRET, algorithm="HS256")
 
 
-@schema.parametrize()
+@schema.parametrize()  # type: ignore[untyped-decorator]  # schemathesis is untyped here
 @settings(
     max_examples=EXAMPLES,
     deadline=None,
