@@ -69,9 +69,10 @@ def create_app(
         open_seconds=settings.breaker_open_seconds,
         half_open_probes=settings.breaker_half_open_probes,
     )
+    faults = FaultMiddleware(settings.bus_faults) if settings.bus_faults else None
     bus = Bus(
         send_middleware=_send_chain(settings, breakers, tracer_provider),
-        handle_middleware=_handle_chain(settings, engine, tracer_provider),
+        handle_middleware=_handle_chain(settings, engine, tracer_provider, faults),
     )
     auth_module.register(bus, settings)
     events_module.register(bus)
@@ -128,7 +129,7 @@ def create_app(
         restore_signal()
         logger.info("stopped")
 
-    return create_gateway(
+    app = create_gateway(
         settings,
         bus,
         probes=probes,
@@ -137,6 +138,8 @@ def create_app(
         on_startup=[start],
         on_shutdown=[stop],
     )
+    app.state.faults = faults  # how many faults were injected, for tests and chaos reports
+    return app
 
 
 def _send_chain(
@@ -161,7 +164,10 @@ def _send_chain(
 
 
 def _handle_chain(
-    settings: Settings, engine: AsyncEngine, tracer_provider: TracerProvider | None
+    settings: Settings,
+    engine: AsyncEngine,
+    tracer_provider: TracerProvider | None,
+    faults: FaultMiddleware | None,
 ) -> list[HandleMiddleware]:
     chain: list[HandleMiddleware] = [CorrelationMiddleware(), HandleMetricsMiddleware()]
     if tracer_provider is not None:
@@ -172,8 +178,8 @@ def _handle_chain(
         IdempotencyMiddleware(engine, secret=settings.jwt_secret, ttl=settings.idempotency_ttl),
         TransactionMiddleware(engine),
     ]
-    if settings.bus_faults:
-        chain.append(FaultMiddleware(settings.bus_faults))
+    if faults is not None:
+        chain.append(faults)
         logger.warning("fault injection is on: {}", [f.cmd for f in settings.bus_faults])
     return chain
 

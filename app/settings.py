@@ -28,12 +28,14 @@ class SettingsError(ValueError):
 class Fault(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """A fault injected on the handle side of one pattern (`BUS_FAULTS`, never in production).
 
-    `delay_ms` waits before the handler runs (or after it, before commit, with `after_handler`);
+    `delay_ms` waits before the handler runs (or after it, before commit, with `after_handler`),
+    on a random `delay_rate` share of deliveries (all by default);
     `error` is raised on the first `fail_times` deliveries, or on a random `error_rate` share.
     """
 
     cmd: str
     delay_ms: Annotated[int, msgspec.Meta(ge=0, le=600_000)] = 0
+    delay_rate: Annotated[float, msgspec.Meta(ge=0, le=1)] = 1.0
     after_handler: bool = False
     error: Literal["unavailable", "locked", "internal"] | None = None
     fail_times: Annotated[int, msgspec.Meta(ge=0)] = 0

@@ -70,7 +70,8 @@ class FaultMiddleware:
         fault = self._faults.get(context.envelope.pattern)
         if fault is None:
             return await call_next(context)
-        if fault.delay_ms and not fault.after_handler:
+        delayed = fault.delay_ms > 0 and (fault.delay_rate >= 1 or self._rand() < fault.delay_rate)
+        if delayed and not fault.after_handler:
             self.injected += 1
             logger.bind(cmd=fault.cmd, delay_ms=fault.delay_ms).warning("fault injected: delay")
             await self._sleep(fault.delay_ms / 1000)
@@ -78,7 +79,7 @@ class FaultMiddleware:
             self.injected += 1
             raise _error(fault)
         result = await call_next(context)
-        if fault.delay_ms and fault.after_handler:
+        if delayed and fault.after_handler:
             self.injected += 1
             await self._sleep(fault.delay_ms / 1000)
         return result
