@@ -108,7 +108,8 @@ def _swagger_ui_assets() -> Path:
     """Swagger UI 5 (OpenAPI 3.1), as the swagger-ui-py package ships it: served from here, so the
     docs page needs no CDN. Located without importing the package (its web handlers are unused)."""
     spec = importlib.util.find_spec("swagger_ui")
-    assert spec is not None and spec.submodule_search_locations
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the swagger-ui-py package is missing: run `uv sync`")
     return Path(spec.submodule_search_locations[0]) / "static"
 
 
