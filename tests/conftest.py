@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -10,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 from litestar import Litestar
+from sqlalchemy.engine import make_url
 
 from app.main import create_app
 from app.settings import Settings
@@ -35,10 +38,48 @@ EMAILS = {
 }
 
 
-def make_settings(database: Path, **overrides: object) -> Settings:
+POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL")
+
+
+@asynccontextmanager
+async def fresh_postgres_database() -> AsyncIterator[str]:
+    """A new, empty PostgreSQL database for one test, dropped afterwards."""
+    if not POSTGRES_URL:
+        pytest.skip(
+            "TEST_POSTGRES_URL is not set (a server to create test databases on, "
+            "e.g. postgresql+asyncpg://postgres@127.0.0.1:5432/postgres)"
+        )
+    import asyncpg
+
+    server = make_url(POSTGRES_URL)
+    name = f"eventboard_test_{uuid.uuid4().hex[:12]}"
+
+    async def run(statement: str) -> None:
+        admin = await asyncpg.connect(
+            host=server.host,
+            port=server.port or 5432,
+            user=server.username,
+            password=server.password,
+            database=server.database or "postgres",
+        )
+        try:
+            await admin.execute(statement)
+        finally:
+            await admin.close()
+
+    await run(f'CREATE DATABASE "{name}"')
+    try:
+        yield server.set(database=name).render_as_string(hide_password=False)
+    finally:
+        await run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def make_settings(database: Path | str, **overrides: object) -> Settings:
+    """Test settings on a SQLite file (a path) or on a database URL."""
+    url = database if isinstance(database, str) else f"sqlite+aiosqlite:///{database}"
     values: dict[str, object] = {
         "app_env": "test",
-        "database_url": f"sqlite+aiosqlite:///{database}",
+        "database_url": url,
         "jwt_secret": TEST_SECRET,
         "bcrypt_rounds": 4,
         "bus_transport": "local-wire",
@@ -54,8 +95,27 @@ def database(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def settings(database: Path) -> Settings:
-    return make_settings(database)
+def db_backend() -> str:
+    """`sqlite`; a test module that also runs on PostgreSQL overrides it with both."""
+    return "sqlite"
+
+
+@pytest.fixture
+async def database_url(database: Path, db_backend: str) -> AsyncIterator[str]:
+    if db_backend == "sqlite":
+        yield f"sqlite+aiosqlite:///{database}"
+        return
+    async with fresh_postgres_database() as url:
+        yield url
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return make_settings(database_url)
+
+
+both_databases = pytest.fixture(params=["sqlite", "postgresql"])(lambda request: request.param)
+"""In a test module: `db_backend = both_databases` runs its tests on SQLite and PostgreSQL."""
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import app.modules.auth.model
 import app.modules.events.model  # noqa: F401  (register the tables)
 from app.db import Base, create_engine, upgrade_to_head
 from app.main import create_app
-from tests.conftest import make_settings, serve
+from tests.conftest import fresh_postgres_database, make_settings, serve
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -41,6 +41,28 @@ async def test_upgrade_head_on_empty_database_then_no_drift(tmp_path: Path):
     assert drift == []
     assert {"auth_organizations", "auth_users", "events_events", "alembic_version"} <= tables
     assert journal == "wal"
+
+
+async def test_upgrade_head_on_empty_postgresql_then_no_drift():
+    async with fresh_postgres_database() as url:
+        engine = create_engine(url)
+        try:
+            await upgrade_to_head(engine)
+            await upgrade_to_head(engine)  # a second start finds it at head
+            async with engine.connect() as connection:
+                drift = await connection.run_sync(_drift)
+                tables = set(
+                    (
+                        await connection.exec_driver_sql(
+                            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+                        )
+                    ).scalars()
+                )
+        finally:
+            await engine.dispose()
+
+    assert drift == []
+    assert {"auth_users", "events_events", "bus_idempotency_keys", "alembic_version"} <= tables
 
 
 async def _counts(database: Path) -> tuple[int, int, int]:
@@ -77,7 +99,7 @@ STARTER = """
 import asyncio, sys
 from pathlib import Path
 from app.main import create_app
-from tests.conftest import make_settings, serve
+from tests.conftest import fresh_postgres_database, make_settings, serve
 
 async def main() -> None:
     async with serve(create_app(make_settings(Path(sys.argv[1])))) as client:

@@ -47,6 +47,13 @@ def _transient(exc: DBAPIError) -> Unavailable | None:
     """Database errors that leave nothing written and may pass: the transaction was rolled back,
     so the command never took effect and the sender may try again."""
     text = str(exc.orig).lower()
+    sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    if sqlstate in ("40001", "40P01"):  # PostgreSQL: serialization failure, deadlock
+        return Unavailable(
+            "A concurrent change got in the way; please try again",
+            code="DATABASE_CONFLICT",
+            retry_after=1,
+        )
     if "database is locked" in text or "database is busy" in text:
         return Unavailable(
             "The database is busy; please try again", code="DATABASE_BUSY", retry_after=1

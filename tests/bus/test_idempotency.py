@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
 from datetime import timedelta
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from app.bus.transaction import TransactionMiddleware
 from app.clock import utcnow
 from app.db import create_engine, create_session_factory, upgrade_to_head, write_transaction
 from app.errors import Conflict, Invalid, Mismatch, Timeout, Unavailable
+from tests.conftest import fresh_postgres_database
 
 ALICE = Principal(user_id="alice", organization_id="org", role=Role.USER, email="a@o.io")
 BOB = Principal(user_id="bob", organization_id="org", role=Role.USER, email="b@o.io")
@@ -43,24 +45,32 @@ class Noted(msgspec.Struct, frozen=True):
     value: str
 
 
-@pytest.fixture
-async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'idem.db'}")
-    await upgrade_to_head(engine)
-    async with engine.begin() as connection:
-        await connection.execute(text("CREATE TABLE notes (id INTEGER PRIMARY KEY, value TEXT)"))
-    yield engine
-    await engine.dispose()
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    async with AsyncExitStack() as stack:
+        if request.param == "sqlite":
+            url = f"sqlite+aiosqlite:///{tmp_path / 'idem.db'}"
+            key = "INTEGER PRIMARY KEY"
+        else:
+            url = await stack.enter_async_context(fresh_postgres_database())
+            key = "SERIAL PRIMARY KEY"
+        engine = create_engine(url)
+        await upgrade_to_head(engine)
+        async with engine.begin() as connection:
+            await connection.execute(text(f"CREATE TABLE notes (id {key}, value TEXT)"))
+        yield engine
+        await engine.dispose()
 
 
-RUNNING = asyncio.Event()
-"""Set by a "wait" handler once it runs, that is, once its request has claimed its key."""
+RUNNING: list[asyncio.Event] = []
+"""Set by a "wait" handler once it runs, that is, once its request has claimed its key
+(one per test: an Event belongs to the event loop that first uses it)."""
 
 
 async def write_note(cmd: Note, context: Context) -> Noted:
     assert context.session is not None
     if cmd.outcome == "wait":  # still running, before taking the database's write lock
-        RUNNING.set()
+        RUNNING[-1].set()
         await asyncio.Event().wait()
     row = await context.session.execute(
         text("INSERT INTO notes (value) VALUES (:v) RETURNING id"), {"v": cmd.value}
@@ -184,7 +194,7 @@ async def test_a_command_cancelled_mid_way_leaves_neither_write_nor_key(engine: 
 
 
 async def test_a_duplicate_while_the_first_runs_is_409_with_retry_after(engine: AsyncEngine):
-    RUNNING.clear()
+    RUNNING.append(asyncio.Event())
     bus, transport = make_bus(engine)
     hanging = asyncio.create_task(
         bus.call(
@@ -195,7 +205,7 @@ async def test_a_duplicate_while_the_first_runs_is_409_with_retry_after(engine: 
             policy=Policy(timeout=2),
         )
     )
-    await RUNNING.wait()
+    await RUNNING[-1].wait()
 
     with pytest.raises(Conflict) as raised:
         await bus.call(

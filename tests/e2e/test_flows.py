@@ -6,9 +6,11 @@ import asyncio
 
 import httpx
 
-from tests.conftest import ACME_ID, login, new_event
+from tests.conftest import ACME_ID, both_databases, login, new_event
 
 Client = httpx.AsyncClient
+
+db_backend = both_databases  # these tests run on SQLite and on PostgreSQL
 
 
 def bearer(token: str) -> dict[str, str]:

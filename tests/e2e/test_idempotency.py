@@ -11,10 +11,20 @@ import pytest
 
 from app.main import create_app
 from app.settings import Fault
-from tests.conftest import ACME_ID, WORKSHOP_ID, login, make_settings, new_event, serve
+from tests.conftest import (
+    ACME_ID,
+    WORKSHOP_ID,
+    both_databases,
+    login,
+    make_settings,
+    new_event,
+    serve,
+)
 
 Client = httpx.AsyncClient
 Auth = dict[str, dict[str, str]]
+
+db_backend = both_databases  # these tests run on SQLite and on PostgreSQL
 
 
 def keyed(headers: dict[str, str], key: str | None = None) -> dict[str, str]:

@@ -7,10 +7,12 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import CONFERENCE_ID, SUMMIT_ID, WORKSHOP_ID, new_event
+from tests.conftest import CONFERENCE_ID, SUMMIT_ID, WORKSHOP_ID, both_databases, new_event
 
 Client = httpx.AsyncClient
 Auth = dict[str, dict[str, str]]
+
+db_backend = both_databases  # these tests run on SQLite and on PostgreSQL
 
 
 async def listing(client: Client, headers: dict[str, str], **params: str | int) -> Any:

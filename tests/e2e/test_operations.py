@@ -268,10 +268,13 @@ async def test_the_per_client_limit_answers_429_with_headers(start: Start):
     assert limited.headers["ratelimit-limit"] == "5"
 
 
-@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="REDIS_URL is not set")
+@pytest.mark.skipif(
+    not os.environ.get("TEST_REDIS_URL"),
+    reason="TEST_REDIS_URL is not set (e.g. redis://127.0.0.1:6379/0)",
+)
 async def test_login_limits_hold_across_processes_with_redis(tmp_path: Path):
     email = f"redis-{uuid.uuid4().hex[:8]}@acme.com"
-    settings = make_settings(tmp_path / "redis.db", redis_url=os.environ["REDIS_URL"])
+    settings = make_settings(tmp_path / "redis.db", redis_url=os.environ["TEST_REDIS_URL"])
     async with serve(create_app(settings)) as first, serve(create_app(settings)) as second:
         statuses = [(await failed_login(first, email)).status_code for _ in range(5)]
         statuses += [(await failed_login(second, email)).status_code for _ in range(5)]

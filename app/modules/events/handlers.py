@@ -54,7 +54,7 @@ async def list_events(cmd: ListEvents, uow: EventsUnitOfWork, principal: Princip
 
 
 async def find_event(cmd: FindEvent, uow: EventsUnitOfWork, principal: Principal) -> EventView:
-    event = await _load(uow, cmd.event_id, principal)
+    event = await _load(uow, cmd.event_id, principal, for_update=False)
     event.ensure_visible_to(principal)
     return event_view(event)
 
@@ -94,9 +94,12 @@ async def reject_event(cmd: RejectEvent, uow: EventsUnitOfWork, principal: Princ
     return event_view(event)
 
 
-async def _load(uow: EventsUnitOfWork, event_id: str, principal: Principal) -> Event:
-    """The event if it exists in the caller's organization; another tenant's is simply not found."""
-    event = await uow.events.get(event_id, principal.organization_id)
+async def _load(
+    uow: EventsUnitOfWork, event_id: str, principal: Principal, *, for_update: bool = True
+) -> Event:
+    """The event if it exists in the caller's organization; another tenant's is simply not found.
+    Commands that change it hold its row until commit."""
+    event = await uow.events.get(event_id, principal.organization_id, for_update=for_update)
     if event is None:
         raise EventNotFound()
     return event

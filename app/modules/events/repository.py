@@ -28,9 +28,15 @@ class EventRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
-    async def get(self, event_id: str, organization_id: str) -> Event | None:
+    async def get(
+        self, event_id: str, organization_id: str, *, for_update: bool = False
+    ) -> Event | None:
+        """The tenant's event. `for_update` locks its row until commit (PostgreSQL; SQLite's
+        write transactions are serialised already), so two concurrent transitions of one event
+        cannot both start from the same state."""
+        query = select(Event).where(Event.id == event_id, Event.organization_id == organization_id)
         event: Event | None = await self._session.scalar(
-            select(Event).where(Event.id == event_id, Event.organization_id == organization_id)
+            query.with_for_update() if for_update else query
         )
         return event
 

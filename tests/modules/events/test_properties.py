@@ -13,7 +13,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.bus.envelope import Principal, Role
-from app.db import write_transaction
+from app.db import create_engine, write_transaction
 from app.errors import AppError
 from app.modules.events import handlers
 from app.modules.events.contracts import CreateEvent, EventChanges, EventStatus, ListEvents
@@ -121,57 +121,60 @@ def test_pages_show_every_visible_event_exactly_once(
     order: str,
     role: Role,
 ) -> None:
-    asyncio.run(_check_pages(engine, data, limit, sort_by, order, role))
+    url = engine.url.render_as_string(hide_password=False)
+    asyncio.run(_check_pages(url, data, limit, sort_by, order, role))
 
 
 async def _check_pages(
-    engine: AsyncEngine,
+    url: str,
     data: list[tuple[int, str, str]],
     limit: int,
     sort_by: str,
     order: str,
     role: Role,
 ) -> None:
-    await engine.dispose()  # connections belong to the loop that opened them; this is a new one
+    engine = create_engine(url)  # connections belong to their event loop; this one is new
     org = str(uuid.uuid4())
     people = {
         name: Principal(
-            user_id=f"{name}-{org}", organization_id=org, role=Role.USER, email="p@o.io"
+            user_id=str(uuid.uuid4()), organization_id=org, role=Role.USER, email="p@o.io"
         )
         for name in ("creator", "other")
     }
-    start = datetime(2026, 9, 1, 9, tzinfo=UTC)
-    created: dict[str, str] = {}
-    async with write_transaction(engine) as session:
-        for day, title, who in data:
-            command = CreateEvent(
-                title=title,
-                description="Random event here.",
-                start_date=start + timedelta(days=day),
-                end_date=start + timedelta(days=day, hours=1),
-            )
-            view = await handlers.create_event(command, EventsUnitOfWork(session), people[who])
-            created[view.id] = who
-    viewer = Principal(
-        user_id=people["creator"].user_id, organization_id=org, role=role, email="v@o.io"
-    )
-    visible = {i for i, who in created.items() if role != Role.USER or who == "creator"}
-
-    seen: list[str] = []
-    page = 1
-    while True:
+    try:
+        start = datetime(2026, 9, 1, 9, tzinfo=UTC)
+        created: dict[str, str] = {}
         async with write_transaction(engine) as session:
-            result = await handlers.list_events(
-                ListEvents(page=page, limit=limit, sort_by=sort_by, sort_order=order),  # type: ignore[arg-type]
-                EventsUnitOfWork(session),
-                viewer,
-            )
-        seen += [e.id for e in result.data]
-        assert result.meta.total == len(visible)
-        if not result.meta.has_next:
-            break
-        page += 1
+            for day, title, who in data:
+                command = CreateEvent(
+                    title=title,
+                    description="Random event here.",
+                    start_date=start + timedelta(days=day),
+                    end_date=start + timedelta(days=day, hours=1),
+                )
+                view = await handlers.create_event(command, EventsUnitOfWork(session), people[who])
+                created[view.id] = who
+        viewer = Principal(
+            user_id=people["creator"].user_id, organization_id=org, role=role, email="v@o.io"
+        )
+        visible = {i for i, who in created.items() if role != Role.USER or who == "creator"}
 
-    assert len(seen) == len(set(seen))
-    assert set(seen) == visible
-    await engine.dispose()
+        seen: list[str] = []
+        page = 1
+        while True:
+            async with write_transaction(engine) as session:
+                result = await handlers.list_events(
+                    ListEvents(page=page, limit=limit, sort_by=sort_by, sort_order=order),  # type: ignore[arg-type]
+                    EventsUnitOfWork(session),
+                    viewer,
+                )
+            seen += [e.id for e in result.data]
+            assert result.meta.total == len(visible)
+            if not result.meta.has_next:
+                break
+            page += 1
+
+        assert len(seen) == len(set(seen))
+        assert set(seen) == visible
+    finally:
+        await engine.dispose()
