@@ -10,6 +10,7 @@ import asyncio
 import signal
 import sys
 import threading
+from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
@@ -37,6 +38,7 @@ from app.bus.timeout import DeadlineMiddleware, TimeoutMiddleware
 from app.bus.tracing import HandleTracingMiddleware, SendTracingMiddleware
 from app.bus.transaction import TransactionMiddleware
 from app.bus.transports.local import LocalTransport
+from app.bus.transports.nats import NatsTransport, RoutingTransport
 from app.db import create_engine, upgrade_to_head
 from app.gateway.health import Probes
 from app.gateway.http import create_gateway
@@ -58,32 +60,24 @@ def create_app(
     tracer_provider = tracer_provider or _tracer_provider(settings)
     configure_logging(settings, trace_ids=tracer_provider is not None)
     engine = create_engine(settings.database_url)
-    if tracer_provider is not None:  # SQL spans for this engine only (no global patching)
-        _trace_sql(engine, tracer_provider)
-
-    breakers = BreakerMiddleware(
-        window=settings.breaker_window,
-        min_calls=settings.breaker_min_calls,
-        failure_rate=settings.breaker_failure_rate,
-        slow_call=settings.breaker_slow_call,
-        open_seconds=settings.breaker_open_seconds,
-        half_open_probes=settings.breaker_half_open_probes,
-    )
-    faults = FaultMiddleware(settings.bus_faults) if settings.bus_faults else None
-    bus = Bus(
-        send_middleware=_send_chain(settings, breakers, tracer_provider),
-        handle_middleware=_handle_chain(settings, engine, tracer_provider, faults),
-    )
-    auth_module.register(bus, settings)
-    events_module.register(bus)
-    transport = (
+    parts = build_bus(settings, engine, tracer_provider)
+    bus, breakers = parts.bus, parts.breakers
+    local = (
         WireRoundTripTransport(bus)
         if settings.bus_transport == "local-wire"
         else LocalTransport(bus)
     )
+    remote_modules = (
+        parts.modules - set(settings.bus_local_modules)
+        if settings.bus_transport == "nats"
+        else set()
+    )
+    remote = NatsTransport(bus, settings.nats_url, "eventboard-gateway") if remote_modules else None
+    transport = (
+        RoutingTransport(local, remote, frozenset(settings.bus_local_modules)) if remote else local
+    )
     bus.connect(transport)
     limits = RateLimits(settings)
-
     probe_engine = create_engine(settings.database_url, pooled=False)
 
     async def database_reachable() -> None:
@@ -93,6 +87,8 @@ def create_app(
     async def bus_accepting() -> None:
         if not bus.accepting:
             raise RuntimeError("draining: not accepting new commands")
+        if remote is not None and not remote.connected:
+            raise RuntimeError("not connected to NATS")
 
     probes = Probes(
         checks={"database": database_reachable, "bus": bus_accepting},
@@ -108,11 +104,17 @@ def create_app(
         if settings.seed_demo_data:
             await auth_module.seed_demo_data(engine, settings)
             await events_module.seed_demo_data(engine)
+        if remote is not None:
+            await remote.open()
         background.add(
             asyncio.create_task(purge_forever(engine, settings.idempotency_purge_interval))
         )
         restore_signal = _drain_on_sigterm(bus)
-        logger.bind(env=settings.app_env, transport=settings.bus_transport).info("started")
+        logger.bind(
+            env=settings.app_env,
+            transport=settings.bus_transport,
+            remote=",".join(sorted(remote_modules)) or "-",
+        ).info("started")
 
     async def stop() -> None:
         """Refuse new commands, let in-flight ones finish within the grace period, then close."""
@@ -121,6 +123,8 @@ def create_app(
         for task in background:
             task.cancel()
         await asyncio.gather(*background, return_exceptions=True)
+        if remote is not None:
+            await remote.close()
         await limits.close()
         if tracer_provider is not None:
             await _shutdown_tracing(tracer_provider)
@@ -138,8 +142,41 @@ def create_app(
         on_startup=[start],
         on_shutdown=[stop],
     )
-    app.state.faults = faults  # how many faults were injected, for tests and chaos reports
+    app.state.faults = parts.faults  # how many faults were injected, for tests and chaos reports
     return app
+
+
+@dataclass(frozen=True)
+class BusParts:
+    bus: Bus
+    breakers: BreakerMiddleware
+    faults: FaultMiddleware | None
+    modules: set[str]
+
+
+def build_bus(
+    settings: Settings, engine: AsyncEngine, tracer_provider: TracerProvider | None = None
+) -> BusParts:
+    """The bus with both middleware chains and every module registered: the same in the app and
+    in a worker process, so a module behaves alike wherever it runs."""
+    if tracer_provider is not None:  # SQL spans for this engine only (no global patching)
+        _trace_sql(engine, tracer_provider)
+    breakers = BreakerMiddleware(
+        window=settings.breaker_window,
+        min_calls=settings.breaker_min_calls,
+        failure_rate=settings.breaker_failure_rate,
+        slow_call=settings.breaker_slow_call,
+        open_seconds=settings.breaker_open_seconds,
+        half_open_probes=settings.breaker_half_open_probes,
+    )
+    faults = FaultMiddleware(settings.bus_faults) if settings.bus_faults else None
+    bus = Bus(
+        send_middleware=_send_chain(settings, breakers, tracer_provider),
+        handle_middleware=_handle_chain(settings, engine, tracer_provider, faults),
+    )
+    auth_module.register(bus, settings)
+    events_module.register(bus)
+    return BusParts(bus, breakers, faults, {"auth", "events"})
 
 
 def _send_chain(

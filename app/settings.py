@@ -14,7 +14,7 @@ from dotenv import dotenv_values
 N = TypeVar("N", int, float)
 Environment = Literal["development", "test", "production"]
 LogFormat = Literal["text", "json"]
-BusTransport = Literal["local", "local-wire"]
+BusTransport = Literal["local", "local-wire", "nats"]
 
 # Only ever used when APP_ENV=development and JWT_SECRET is unset.
 DEVELOPMENT_JWT_SECRET = "eventboard-development-only-secret-never-use-in-production"
@@ -52,6 +52,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     log_level: str = "INFO"
     log_format: LogFormat = "text"
     bus_transport: BusTransport = "local"
+    nats_url: str = "nats://127.0.0.1:4222"
+    bus_local_modules: tuple[str, ...] = ("auth", "events")
+    """With BUS_TRANSPORT=nats: the modules that still run in this process."""
     max_body_bytes: int = 64 * 1024
     cors_allow_origins: tuple[str, ...] = ("*",)
     # Per-route bus policy: total time the gateway waits, and attempts (the seeds' values).
@@ -222,6 +225,20 @@ def _log_level(raw: str) -> str:
     return _choice("trace", "debug", "info", "success", "warning", "error", "critical")(raw).upper()
 
 
+def _nats_url(raw: str) -> str:
+    if not raw.startswith(("nats://", "tls://")):
+        raise ValueError("must start with nats:// or tls:// (comma-separate several servers)")
+    return raw
+
+
+def _modules(raw: str) -> tuple[str, ...]:
+    modules = tuple(m.strip() for m in raw.split(",") if m.strip())
+    unknown = set(modules) - {"auth", "events"}
+    if unknown:
+        raise ValueError(f"unknown module(s) {', '.join(sorted(unknown))}; known: auth, events")
+    return modules
+
+
 def _redis_url(raw: str) -> str:
     if not raw.startswith(("redis://", "rediss://")):
         raise ValueError("must start with redis:// or rediss://")
@@ -244,7 +261,9 @@ _PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "SEED_DEMO_DATA": ("seed_demo_data", _bool),
     "LOG_LEVEL": ("log_level", _log_level),
     "LOG_FORMAT": ("log_format", _choice("text", "json")),
-    "BUS_TRANSPORT": ("bus_transport", _choice("local", "local-wire")),
+    "BUS_TRANSPORT": ("bus_transport", _choice("local", "local-wire", "nats")),
+    "NATS_URL": ("nats_url", _nats_url),
+    "BUS_LOCAL_MODULES": ("bus_local_modules", _modules),
     "MAX_BODY_BYTES": ("max_body_bytes", _int_between(1024, 16 * 1024 * 1024)),
     "CORS_ALLOW_ORIGINS": ("cors_allow_origins", _origins),
     "TIMEOUT_AUTH": ("timeout_auth", _seconds),

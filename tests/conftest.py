@@ -8,8 +8,10 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
+import msgspec
 import pytest
 from litestar import Litestar
 from sqlalchemy.engine import make_url
@@ -114,12 +116,68 @@ def settings(database_url: str) -> Settings:
     return make_settings(database_url)
 
 
+both_transports = pytest.fixture(params=["local", "nats"])(lambda request: request.param)
+"""In a test module: `bus_mode = both_transports` runs its tests in process and over NATS."""
+
 both_databases = pytest.fixture(params=["sqlite", "postgresql"])(lambda request: request.param)
 """In a test module: `db_backend = both_databases` runs its tests on SQLite and PostgreSQL."""
 
 
+NATS_URL = os.environ.get("TEST_NATS_URL")
+
+
+def nats_url() -> str:
+    if not NATS_URL:
+        pytest.skip("TEST_NATS_URL is not set (a NATS server, e.g. nats://127.0.0.1:4222)")
+    return NATS_URL
+
+
+@asynccontextmanager
+async def nats_workers(settings: Settings, count: int = 1) -> AsyncIterator[list[Any]]:
+    """`count` workers serving both modules over NATS, each with a bus of its own (as separate
+    processes would have), on the settings' database."""
+    from app.bus.transports.local import LocalTransport
+    from app.bus.transports.nats import ModuleServer, connect
+    from app.db import create_engine
+    from app.main import build_bus
+
+    servers: list[Any] = []
+    clients = []
+    engines = []
+    try:
+        for number in range(count):
+            engine = create_engine(settings.database_url)
+            engines.append(engine)
+            bus = build_bus(settings, engine).bus
+            bus.connect(LocalTransport(bus))
+            client = await connect(settings.nats_url, f"test-worker-{number}")
+            clients.append(client)
+            for module in ("auth", "events"):
+                server = ModuleServer(bus, client, module)
+                await server.start()
+                servers.append(server)
+        yield servers
+    finally:
+        for server in servers:
+            await server.drain(5)
+        for client in clients:
+            await client.close()
+        for engine in engines:
+            await engine.dispose()
+
+
 @pytest.fixture
-def app(settings: Settings) -> Litestar:
+def bus_mode() -> str:
+    """`local`; a test module that also runs over NATS overrides it with both."""
+    return "local"
+
+
+@pytest.fixture
+def app(settings: Settings, bus_mode: str) -> Litestar:
+    if bus_mode == "nats":
+        settings = msgspec.structs.replace(
+            settings, bus_transport="nats", nats_url=nats_url(), bus_local_modules=()
+        )
     return create_app(settings)
 
 
@@ -156,7 +214,15 @@ async def serve(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
-async def client(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
+async def client(
+    app: Litestar, settings: Settings, bus_mode: str
+) -> AsyncIterator[httpx.AsyncClient]:
+    if bus_mode == "nats":
+        async with serve(app) as client:  # the gateway migrates and seeds, then workers start
+            remote = msgspec.structs.replace(settings, nats_url=nats_url(), seed_demo_data=False)
+            async with nats_workers(remote):
+                yield client
+        return
     async with serve(app) as client:
         yield client
 

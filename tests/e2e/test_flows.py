@@ -6,11 +6,12 @@ import asyncio
 
 import httpx
 
-from tests.conftest import ACME_ID, both_databases, login, new_event
+from tests.conftest import ACME_ID, both_databases, both_transports, login, new_event
 
 Client = httpx.AsyncClient
 
 db_backend = both_databases  # these tests run on SQLite and on PostgreSQL
+bus_mode = both_transports  # and in process and over NATS (gateway + workers)
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -15,6 +15,7 @@ from tests.conftest import (
     ACME_ID,
     WORKSHOP_ID,
     both_databases,
+    both_transports,
     login,
     make_settings,
     new_event,
@@ -25,6 +26,7 @@ Client = httpx.AsyncClient
 Auth = dict[str, dict[str, str]]
 
 db_backend = both_databases  # these tests run on SQLite and on PostgreSQL
+bus_mode = both_transports  # and in process and over NATS (gateway + workers)
 
 
 def keyed(headers: dict[str, str], key: str | None = None) -> dict[str, str]:

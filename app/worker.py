@@ -1,0 +1,72 @@
+"""`python -m app.worker events [auth]`: serve modules over NATS, in a process of their own.
+
+Same settings as the app (DATABASE_URL, NATS_URL, ...), same handle-side middleware (logging,
+deadline, idempotency, transaction). Start as many as the load needs: each module is a NATS
+queue group, so the workers of a module share its commands. On SIGTERM or SIGINT a worker stops
+taking commands, finishes those in flight (SHUTDOWN_GRACE_SECONDS), and exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+
+from loguru import logger
+
+from app.bus.transports.local import LocalTransport
+from app.bus.transports.nats import ModuleServer, connect
+from app.db import create_engine, upgrade_to_head
+from app.logging import configure_logging
+from app.main import build_bus
+from app.settings import Settings, SettingsError
+
+MODULES = ("auth", "events")
+
+
+async def serve(modules: list[str], settings: Settings, stop: asyncio.Event) -> None:
+    configure_logging(settings)
+    engine = create_engine(settings.database_url)
+    if not settings.is_production:
+        await upgrade_to_head(engine)
+    bus = build_bus(settings, engine).bus
+    bus.connect(LocalTransport(bus))  # what a handler sends itself stays in this process
+    client = await connect(settings.nats_url, f"eventboard-worker-{'+'.join(modules)}")
+    servers = [ModuleServer(bus, client, module) for module in modules]
+    for server in servers:
+        await server.start()
+    logger.bind(modules=",".join(modules)).info("worker ready")
+    await stop.wait()
+    logger.info("draining: finishing in-flight commands")
+    for server in servers:
+        await server.drain(settings.shutdown_grace_seconds)
+    await client.close()
+    await engine.dispose()
+    logger.info("worker stopped")
+
+
+def main(argv: list[str]) -> int:
+    modules = argv or list(MODULES)
+    unknown = [m for m in modules if m not in MODULES]
+    if unknown:
+        print(f"usage: python -m app.worker [{'|'.join(MODULES)}] ...", file=sys.stderr)
+        return 2
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        print(f"eventboard worker: invalid configuration: {exc}", file=sys.stderr)
+        return 2
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        await serve(modules, settings, stop)
+
+    asyncio.run(run())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,144 @@
+"""The bus over NATS: the gateway in one place, module workers elsewhere (here: in this process
+with buses of their own, over a real NATS server)."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import socket
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import msgspec
+import pytest
+
+from app.main import create_app
+from app.settings import Fault, Settings
+from tests.conftest import login, make_settings, nats_url, nats_workers, new_event, serve
+
+
+def gateway_settings(database: Path, url: str, **overrides: Any) -> Settings:
+    return make_settings(
+        database,
+        bus_transport="nats",
+        nats_url=url,
+        bus_local_modules=("auth",),  # logins stay local; events go over NATS
+        retry_base_delay=0.05,
+        **overrides,
+    )
+
+
+@asynccontextmanager
+async def cluster(
+    database: Path, url: str, workers: int, attempts_write: int = 2, **worker_overrides: Any
+) -> AsyncIterator[tuple[httpx.AsyncClient, dict[str, str]]]:
+    settings = gateway_settings(database, url, attempts_write=attempts_write)
+    async with serve(create_app(settings)) as client:
+        worker = msgspec.structs.replace(settings, seed_demo_data=False, **worker_overrides)
+        async with nats_workers(worker, count=workers) if workers else _nothing():
+            admin = {"Authorization": f"Bearer {await login(client, 'admin@acme.com')}"}
+            yield client, admin
+
+
+@asynccontextmanager
+async def _nothing() -> AsyncIterator[None]:
+    yield None
+
+
+async def test_with_no_worker_requests_fail_fast_with_503(database: Path):
+    async with cluster(database, nats_url(), workers=0) as (client, admin):
+        began = time.perf_counter()
+        response = await client.get("/events", headers=admin)
+        elapsed = time.perf_counter() - began
+        ready = await client.get("/health/ready")
+
+    assert response.status_code == 503
+    assert response.json()["code"] == "NO_RESPONDERS"
+    assert elapsed < 1.0  # the deadline is 10 s: no worker is known at once, not at the deadline
+    assert ready.status_code == 200  # connected to NATS; a module without workers is not down
+
+
+async def test_keyed_duplicates_across_two_workers_change_state_once(database: Path):
+    async with cluster(database, nats_url(), workers=2) as (client, admin):
+        headers = {**admin, "Idempotency-Key": str(uuid.uuid4())}
+        body = new_event(title="Across workers")
+        responses = await asyncio.gather(
+            *(client.post("/events", json=body, headers=headers) for _ in range(10))
+        )
+        page = await client.get("/events?search=Across%20workers", headers=admin)
+
+    created = [r for r in responses if r.status_code == 201]
+    assert {r.status_code for r in responses} <= {201, 409}
+    assert len({r.json()["id"] for r in created}) == 1
+    assert page.json()["meta"]["total"] == 1
+
+
+async def test_a_write_that_failed_on_one_worker_is_retried_and_done_once(database: Path):
+    faults = (Fault(cmd="events.create", fail_times=1, error="locked"),)  # once on each worker
+    async with cluster(database, nats_url(), workers=2, attempts_write=3, bus_faults=faults) as (
+        client,
+        admin,
+    ):
+        response = await client.post("/events", json=new_event(title="Retried once"), headers=admin)
+        page = await client.get("/events?search=Retried%20once", headers=admin)
+
+    assert response.status_code == 201
+    assert page.json()["meta"]["total"] == 1
+
+
+NATS_SERVER = shutil.which("nats-server") or shutil.which("/usr/sbin/nats-server")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@asynccontextmanager
+async def private_nats(port: int) -> AsyncIterator[asyncio.subprocess.Process]:
+    assert NATS_SERVER is not None
+    process = await asyncio.create_subprocess_exec(
+        NATS_SERVER, "-a", "127.0.0.1", "-p", str(port),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        for _ in range(100):  # until it accepts connections
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.close()
+                break
+            except OSError:
+                await asyncio.sleep(0.05)
+        yield process
+    finally:
+        if process.returncode is None:
+            process.kill()
+        await process.wait()
+
+
+async def test_a_nats_restart_is_survived_without_restarting_anything(database: Path):
+    nats_url()  # this needs NATS installed; skip like the others without it
+    if not NATS_SERVER:
+        pytest.skip("nats-server is not installed")
+    port = free_port()
+    url = f"nats://127.0.0.1:{port}"
+    async with private_nats(port) as server, cluster(database, url, workers=1) as (client, admin):
+        before = await client.get("/events", headers=admin)
+        server.kill()
+        await server.wait()
+        async with private_nats(port):
+            for _ in range(200):  # until both ends have reconnected by themselves
+                after = await client.get("/events", headers=admin)
+                if after.status_code == 200:
+                    break
+                await asyncio.sleep(0.05)
+
+    assert before.status_code == 200
+    assert after.status_code == 200
