@@ -9,7 +9,7 @@ SHUTDOWN_GRACE_SECONDS ?= 10
 # uv from PATH, else the one pip installs for this Python (`python3 -m uv`).
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 
-.PHONY: run test install uv lint migrate format
+.PHONY: run test install uv lint migrate format cluster
 
 uv:
 	@$(UV) --version >/dev/null 2>&1 \
@@ -31,6 +31,10 @@ lint: install
 	$(UV) run --frozen ruff format --check .
 	$(UV) run --frozen mypy
 	$(UV) run --frozen lint-imports
+
+# A local cluster on PostgreSQL and NATS: gateway + two events workers + one auth worker.
+cluster: install
+	bash scripts/cluster.sh
 
 # Production: migrations are an explicit step (the app migrates itself only outside production).
 migrate: install

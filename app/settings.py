@@ -232,6 +232,8 @@ def _nats_url(raw: str) -> str:
 
 
 def _modules(raw: str) -> tuple[str, ...]:
+    if raw.lower() == "none":
+        return ()
     modules = tuple(m.strip() for m in raw.split(",") if m.strip())
     unknown = set(modules) - {"auth", "events"}
     if unknown:

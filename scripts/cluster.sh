@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# A local cluster: the gateway on :3000, two events workers and one auth worker, on the local
+# PostgreSQL and NATS. Ctrl+C stops everything. Logs and pid files are in data/cluster/.
+#
+#   make cluster
+#   kill "$(cat data/cluster/events-1.pid)"     # stop one events worker: the other takes over
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+UV=$(command -v uv || echo "python3 -m uv")
+POSTGRES=${POSTGRES:-postgresql+asyncpg://postgres@127.0.0.1:5432}
+export DATABASE_URL=${DATABASE_URL:-$POSTGRES/eventboard}
+export NATS_URL=${NATS_URL:-nats://127.0.0.1:4222}
+export BUS_TRANSPORT=nats BUS_LOCAL_MODULES=none
+export REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379/0}
+LOGS=data/cluster
+mkdir -p "$LOGS"
+
+$UV sync --frozen --quiet
+# The database, created on first use.
+$UV run --frozen python - <<'PY'
+import asyncio, os
+import asyncpg
+from sqlalchemy.engine import make_url
+
+async def main() -> None:
+    url = make_url(os.environ["DATABASE_URL"])
+    admin = await asyncpg.connect(host=url.host, port=url.port or 5432, user=url.username,
+                                  password=url.password, database="postgres")
+    try:
+        if not await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", url.database):
+            await admin.execute(f'CREATE DATABASE "{url.database}"')
+    finally:
+        await admin.close()
+
+asyncio.run(main())
+PY
+
+pids=()
+stop() {
+  echo "stopping the cluster"
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  wait
+}
+trap stop EXIT INT TERM
+
+start() {  # start NAME COMMAND...: in the background, log and pid in data/cluster/
+  local name=$1; shift
+  "$@" >"$LOGS/$name.log" 2>&1 &
+  echo $! >"$LOGS/$name.pid"
+  pids+=($!)
+  echo "$name: pid $!, log $LOGS/$name.log"
+}
+
+start gateway $UV run --frozen uvicorn app.main:app --host 127.0.0.1 --port 3000 --no-access-log
+for _ in $(seq 1 100); do  # the gateway migrates and seeds before the workers start
+  curl -sf -o /dev/null http://127.0.0.1:3000/health/live && break
+  sleep 0.2
+done
+start events-1 $UV run --frozen python -m app.worker events
+start events-2 $UV run --frozen python -m app.worker events
+start auth-1 $UV run --frozen python -m app.worker auth
+echo "cluster up: http://127.0.0.1:3000 (gateway) on $DATABASE_URL and $NATS_URL; Ctrl+C stops it"
+wait
