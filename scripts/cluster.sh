@@ -38,6 +38,7 @@ PY
 
 pids=()
 stop() {
+  trap - EXIT INT TERM
   echo "stopping the cluster"
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   wait
@@ -52,13 +53,14 @@ start() {  # start NAME COMMAND...: in the background, log and pid in data/clust
   echo "$name: pid $!, log $LOGS/$name.log"
 }
 
-start gateway $UV run --frozen uvicorn app.main:app --host 127.0.0.1 --port 3000 --no-access-log
+PY=.venv/bin/python  # the processes themselves, not a wrapper: their pids are what kill reaches
+start gateway $PY -m uvicorn app.main:app --host 127.0.0.1 --port 3000 --no-access-log
 for _ in $(seq 1 100); do  # the gateway migrates and seeds before the workers start
   curl -sf -o /dev/null http://127.0.0.1:3000/health/live && break
   sleep 0.2
 done
-start events-1 $UV run --frozen python -m app.worker events
-start events-2 $UV run --frozen python -m app.worker events
-start auth-1 $UV run --frozen python -m app.worker auth
+start events-1 $PY -m app.worker events
+start events-2 $PY -m app.worker events
+start auth-1 $PY -m app.worker auth
 echo "cluster up: http://127.0.0.1:3000 (gateway) on $DATABASE_URL and $NATS_URL; Ctrl+C stops it"
 wait
