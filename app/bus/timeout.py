@@ -1,7 +1,9 @@
 """Deadlines. The envelope carries one absolute deadline for the whole call, retries included.
 
 Send side (`TimeoutMiddleware`): stop waiting at the deadline and raise `Timeout` (504
-UPSTREAM_TIMEOUT), whatever the module is doing. Handle side (`DeadlineMiddleware`): refuse work
+UPSTREAM_TIMEOUT), whatever the module is doing. An attempt that may be followed by others waits
+for its share of the time left (the time left over the attempts left), so a command stranded on
+a worker that died is retried on another one before the deadline. Handle side (`DeadlineMiddleware`): refuse work
 whose deadline has passed before it starts, and cancel the handler at the deadline, so its
 transaction rolls back.
 """
@@ -29,10 +31,10 @@ class TimeoutMiddleware:
         if envelope.deadline is None:
             return await call_next(envelope)
         error = Timeout(f"The {module_of(envelope.pattern)} module did not answer in time")
+        attempts_left = max(1, envelope.max_attempts - envelope.attempt + 1)
+        budget = (envelope.deadline - self._clock()) / attempts_left
         try:
-            return await _until(
-                envelope.deadline - self._clock(), lambda: call_next(envelope), error
-            )
+            return await _until(budget, lambda: call_next(envelope), error)
         except Timeout as timeout:
             if timeout is error:
                 metrics().timeouts.labels(envelope.pattern, "send").inc()

@@ -7,6 +7,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
@@ -119,3 +120,24 @@ async def test_the_handle_side_cancels_its_handler_at_the_deadline_on_its_own():
     with pytest.raises(Timeout):
         await bus.dispatch(envelope)
     assert cancelled.is_set()
+
+
+async def test_an_attempt_that_may_be_retried_waits_only_for_its_share_of_the_time():
+    async def hang(_: Envelope[Any]) -> int:
+        await asyncio.Event().wait()
+        return 1
+
+    first_of_three = Envelope(
+        pattern="notes.read",
+        payload=None,
+        message_id="m",
+        correlation_id="c",
+        deadline=time.time() + 0.6,
+        max_attempts=3,
+    )
+    began = time.perf_counter()
+    with pytest.raises(Timeout):
+        await TimeoutMiddleware()(first_of_three, hang)
+    elapsed = time.perf_counter() - began
+
+    assert 0.2 <= elapsed < 0.3  # a third of 0.6 s; the last attempt would get all that is left
