@@ -3,9 +3,10 @@
 Send side (`TimeoutMiddleware`): stop waiting at the deadline and raise `Timeout` (504
 UPSTREAM_TIMEOUT), whatever the module is doing. An attempt that may be followed by others waits
 for its share of the time left (the time left over the attempts left), so a command stranded on
-a worker that died is retried on another one before the deadline. Handle side (`DeadlineMiddleware`): refuse work
-whose deadline has passed before it starts, and cancel the handler at the deadline, so its
-transaction rolls back.
+a worker that died can be retried on another one before the deadline.
+
+Handle side (`DeadlineMiddleware`): refuse work whose deadline has passed before it starts, and
+cancel the handler at the deadline, so its transaction rolls back.
 """
 
 from __future__ import annotations
