@@ -100,3 +100,110 @@ async def test_a_worker_process_serves_its_module_and_drains_on_sigterm(database
     assert orphaned.status_code == 503
     assert orphaned.json()["code"] == "NO_RESPONDERS"
     assert elapsed < 1.0
+
+
+async def test_killing_one_of_two_workers_under_load_loses_nothing(database: Path, tmp_path: Path):
+    """A worker dies without warning (SIGKILL) while 8 clients send keyed creates: writes stranded
+    on it are retried on the other worker before their deadline, each done once; every answer is
+    durable; the load goes on."""
+    url = nats_url()
+    settings = make_settings(
+        database,
+        bus_transport="nats",
+        nats_url=url,
+        bus_local_modules=("auth",),
+        retry_base_delay=0.05,
+        attempts_write=2,
+        timeout_write=3.0,
+    )
+    environment = {
+        **os.environ,
+        "APP_ENV": "test",
+        "DATABASE_URL": settings.database_url,
+        "NATS_URL": url,
+        "JWT_SECRET": TEST_SECRET,
+        "SEED_DEMO_DATA": "false",
+        "BUS_FAULTS": json.dumps([{"cmd": "events.create", "delay_ms": 300}]),
+    }
+    answers: list[tuple[float, str, int, float, str | None]] = []
+    async with serve(create_app(settings)) as client:
+        logs = [tmp_path / f"worker-{n}.log" for n in range(2)]
+        workers = []
+        for log in logs:
+            with log.open("w") as sink:  # a file, not a pipe: nobody has to keep reading it
+                workers.append(
+                    await asyncio.create_subprocess_exec(
+                        *(sys.executable, "-m", "app.worker", "events"),
+                        cwd=ROOT,
+                        env=environment,
+                        stderr=sink,
+                    )
+                )
+        try:
+            for log in logs:  # another process: poll its log, at most 30 s
+                for _ in range(600):
+                    if "worker ready" in log.read_text():
+                        break
+                    await asyncio.sleep(0.05)
+                else:
+                    raise AssertionError(f"the worker did not start:\n{log.read_text()}")
+            admin = {"Authorization": f"Bearer {await login(client, 'admin@acme.com')}"}
+            retried_before = _retried_timeouts()
+            began = time.perf_counter()
+            until = began + 5.0
+
+            async def load(number: int) -> None:
+                sent = 0
+                while time.perf_counter() < until:
+                    key = f"kill-{number}-{sent}"
+                    sent += 1
+                    start = time.perf_counter()
+                    response = await client.post(
+                        "/events",
+                        json={
+                            "title": f"Load {key}",
+                            "description": "Created while a worker dies.",
+                            "startDate": "2026-09-01T09:00:00Z",
+                            "endDate": "2026-09-01T10:00:00Z",
+                        },
+                        headers={**admin, "Idempotency-Key": key},
+                    )
+                    created = response.json().get("id") if response.status_code == 201 else None
+                    elapsed = time.perf_counter() - start
+                    answers.append((start - began, key, response.status_code, elapsed, created))
+
+            clients = [asyncio.create_task(load(n)) for n in range(8)]
+            await asyncio.sleep(1.5)  # the load runs on both workers; then one dies
+            workers[0].kill()
+            killed_at = time.perf_counter() - began
+            await asyncio.gather(*clients)
+            stored: dict[str, str] = {}
+            for number in range(1, len(answers) // 100 + 2):
+                page = await client.get(
+                    f"/events?search=Load%20kill-&limit=100&page={number}", headers=admin
+                )
+                stored |= {event["title"]: event["id"] for event in page.json()["data"]}
+            retried = _retried_timeouts() - retried_before
+        finally:
+            for worker in workers:
+                if worker.returncode is None:
+                    worker.kill()
+                await worker.wait()
+
+    assert all(status == 201 for _, _, status, _, _ in answers), answers
+    assert (
+        max(elapsed for *_, elapsed, _ in answers) < 3.0 + 0.1
+    )  # every answer before its deadline
+    assert retried >= 1  # writes stranded on the dead worker were retried on the other
+    assert sum(1 for started, *_ in answers if started > killed_at + 0.5) >= 16  # the load went on
+    assert page.json()["meta"]["total"] == len(answers) == len(stored)  # each write exactly once
+    assert all(stored[f"Load {key}"] == created for _, key, _, _, created in answers)
+
+
+def _retried_timeouts() -> float:
+    from prometheus_client import REGISTRY
+
+    value = REGISTRY.get_sample_value(
+        "eventboard_bus_retries_total", {"module": "events", "reason": "UPSTREAM_TIMEOUT"}
+    )
+    return value or 0.0
