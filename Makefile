@@ -25,6 +25,8 @@ run: install
 
 test: install lint
 	$(UV) run --frozen pytest
+	@echo "The end-to-end suite again, on PostgreSQL with module workers over NATS:"
+	TEST_STACK=postgresql-nats $(UV) run --frozen pytest tests/e2e
 
 lint: install
 	$(UV) run --frozen ruff check .

@@ -96,10 +96,15 @@ def database(tmp_path: Path) -> Path:
     return tmp_path / "eventboard.db"
 
 
+STACK = os.environ.get("TEST_STACK", "sqlite-local")
+"""`sqlite-local` (default) or `postgresql-nats`: where the tests built on the `client` fixture
+run; `TEST_STACK=postgresql-nats` runs them all on PostgreSQL with workers over NATS."""
+
+
 @pytest.fixture
 def db_backend() -> str:
-    """`sqlite`; a test module that also runs on PostgreSQL overrides it with both."""
-    return "sqlite"
+    """The stack's database; a test module that runs on both overrides it with both."""
+    return "postgresql" if STACK == "postgresql-nats" else "sqlite"
 
 
 @pytest.fixture
@@ -168,8 +173,8 @@ async def nats_workers(settings: Settings, count: int = 1) -> AsyncIterator[list
 
 @pytest.fixture
 def bus_mode() -> str:
-    """`local`; a test module that also runs over NATS overrides it with both."""
-    return "local"
+    """The stack's transport; a test module that runs over both overrides it with both."""
+    return "nats" if STACK == "postgresql-nats" else "local"
 
 
 @pytest.fixture
