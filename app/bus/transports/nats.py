@@ -108,6 +108,13 @@ class NatsTransport:
             raise Unavailable(
                 "The message bus is reconnecting", code="BUS_UNAVAILABLE", retry_after=1.0
             ) from None
+        except nats.errors.Error as exc:  # any other client-side failure: transient, not a 500
+            logger.bind(cmd=envelope.pattern, error=type(exc).__name__).warning(
+                "NATS request failed"
+            )
+            raise Unavailable(
+                "The message bus is unavailable", code="BUS_UNAVAILABLE", retry_after=1.0
+            ) from None
         result, replayed = codec.decode_reply(reply.data, registration.result_type)
         return Outcome(result, replayed=replayed)
 
