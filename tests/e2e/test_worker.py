@@ -11,9 +11,23 @@ import time
 from pathlib import Path
 
 from app.main import create_app
+from app.settings import Settings
 from tests.conftest import TEST_SECRET, login, make_settings, nats_url, serve
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def worker_environment(settings: Settings, fault: dict[str, object]) -> dict[str, str]:
+    """A worker process's environment: the gateway's database and NATS, one injected fault."""
+    return {
+        **os.environ,
+        "APP_ENV": "test",
+        "DATABASE_URL": settings.database_url,
+        "NATS_URL": settings.nats_url,
+        "JWT_SECRET": TEST_SECRET,
+        "SEED_DEMO_DATA": "false",
+        "BUS_FAULTS": json.dumps([fault]),
+    }
 
 
 class Worker:
@@ -68,15 +82,7 @@ async def test_a_worker_process_serves_its_module_and_drains_on_sigterm(database
         bus_local_modules=("auth",),
         retry_base_delay=0.05,
     )
-    environment = {
-        **os.environ,
-        "APP_ENV": "test",
-        "DATABASE_URL": settings.database_url,
-        "NATS_URL": url,
-        "JWT_SECRET": TEST_SECRET,
-        "SEED_DEMO_DATA": "false",
-        "BUS_FAULTS": json.dumps([{"cmd": "events.findAll", "delay_ms": 1000}]),
-    }
+    environment = worker_environment(settings, {"cmd": "events.findAll", "delay_ms": 1000})
     async with serve(create_app(settings)) as client:
         worker = await Worker.start(environment)
         try:
@@ -116,15 +122,7 @@ async def test_killing_one_of_two_workers_under_load_loses_nothing(database: Pat
         attempts_write=2,
         timeout_write=3.0,
     )
-    environment = {
-        **os.environ,
-        "APP_ENV": "test",
-        "DATABASE_URL": settings.database_url,
-        "NATS_URL": url,
-        "JWT_SECRET": TEST_SECRET,
-        "SEED_DEMO_DATA": "false",
-        "BUS_FAULTS": json.dumps([{"cmd": "events.create", "delay_ms": 300}]),
-    }
+    environment = worker_environment(settings, {"cmd": "events.create", "delay_ms": 300})
     answers: list[tuple[float, str, int, float, str | None]] = []
     async with serve(create_app(settings)) as client:
         logs = [tmp_path / f"worker-{n}.log" for n in range(2)]
