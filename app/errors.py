@@ -18,7 +18,6 @@ class Category(StrEnum):
     FORBIDDEN = "forbidden"
     NOT_FOUND = "not_found"
     CONFLICT = "conflict"
-    TOO_LARGE = "too_large"
     MISMATCH = "mismatch"
     RATE_LIMITED = "rate_limited"
     UNAVAILABLE = "unavailable"
@@ -123,12 +122,6 @@ class Conflict(AppError):
     default_message = "Conflict"
 
 
-class TooLarge(AppError):
-    category = Category.TOO_LARGE
-    default_code = "PAYLOAD_TOO_LARGE"
-    default_message = "Request body is too large"
-
-
 class Mismatch(AppError):
     category = Category.MISMATCH
     default_code = "UNPROCESSABLE"
@@ -167,7 +160,6 @@ _BY_CATEGORY: dict[Category, type[AppError]] = {
         Forbidden,
         NotFound,
         Conflict,
-        TooLarge,
         Mismatch,
         RateLimited,
         Unavailable,

@@ -121,10 +121,6 @@ class Bus:
         except KeyError:
             raise UnknownPattern(f"No handler is registered for pattern {name!r}") from None
 
-    @property
-    def patterns(self) -> frozenset[str]:
-        return frozenset(self._registrations)
-
     def stop_accepting(self) -> None:
         self.accepting = False
 

@@ -29,7 +29,6 @@ STATUS_BY_CATEGORY: dict[Category, int] = {
     Category.FORBIDDEN: 403,
     Category.NOT_FOUND: 404,
     Category.CONFLICT: 409,
-    Category.TOO_LARGE: 413,
     Category.MISMATCH: 422,
     Category.RATE_LIMITED: 429,
     Category.INTERNAL: 500,

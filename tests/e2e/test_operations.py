@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import time
@@ -196,15 +197,19 @@ async def test_a_failing_module_is_cut_off_fast_and_shown_in_health(start: Start
 # Tracing
 
 
-async def test_one_trace_links_the_http_request_the_bus_and_sql(tmp_path: Path):
+async def test_one_trace_links_the_http_request_the_bus_and_sql(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
-    app = create_app(make_settings(tmp_path / "trace.db"), tracer_provider=provider)
+    settings = make_settings(tmp_path / "trace.db", log_format="json", log_level="INFO")
+    app = create_app(settings, tracer_provider=provider)
     async with serve(app) as client:
         token = await login(client, "admin@acme.com")
         exporter.clear()
+        capsys.readouterr()
         response = await client.get(
             f"/events/{WORKSHOP_ID}",
             headers={
@@ -213,8 +218,14 @@ async def test_one_trace_links_the_http_request_the_bus_and_sql(tmp_path: Path):
             },
         )
     spans = exporter.get_finished_spans()
+    handled = [
+        json.loads(line)
+        for line in capsys.readouterr().err.splitlines()
+        if line.startswith("{") and '"message":"handled"' in line
+    ]
 
     assert response.status_code == 200
+    assert [record["trace_id"] for record in handled] == [trace_id]  # logs carry the trace id
     assert {format(s.context.trace_id, "032x") for s in spans} == {trace_id}
     by_name = {s.name: s for s in spans}
     send = by_name["bus.send events.findOne"]

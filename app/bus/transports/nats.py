@@ -195,7 +195,3 @@ class ModuleServer:
             _, pending = await asyncio.wait(set(self._running), timeout=grace)
             for task in pending:
                 task.cancel()
-
-    @property
-    def in_flight(self) -> int:
-        return len(self._running)
