@@ -48,6 +48,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     jwt_secret: str = DEVELOPMENT_JWT_SECRET
     jwt_expires_in: int = 3600
     bcrypt_rounds: int = 12
+    bcrypt_threads: int = 0
+    """Threads of bcrypt's own pool; 0 means one fewer than the cores (at least one)."""
     seed_demo_data: bool = True
     log_level: str = "INFO"
     log_format: LogFormat = "text"
@@ -260,6 +262,7 @@ _PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "JWT_SECRET": ("jwt_secret", _jwt_secret),
     "JWT_EXPIRES_IN": ("jwt_expires_in", parse_duration),
     "BCRYPT_ROUNDS": ("bcrypt_rounds", _int_between(4, 31)),
+    "BCRYPT_THREADS": ("bcrypt_threads", _int_between(0, 64)),
     "SEED_DEMO_DATA": ("seed_demo_data", _bool),
     "LOG_LEVEL": ("log_level", _log_level),
     "LOG_FORMAT": ("log_format", _choice("text", "json")),

@@ -17,7 +17,7 @@ from app.settings import Settings
 
 
 def register(bus: Bus, settings: Settings) -> None:
-    passwords = PasswordHasher(settings.bcrypt_rounds)
+    passwords = PasswordHasher(settings.bcrypt_rounds, settings.bcrypt_threads)
     tokens = TokenIssuer(settings.jwt_secret, settings.jwt_expires_in)
 
     async def sign_up(cmd: SignUp, context: Context) -> SignUpView:
@@ -39,7 +39,7 @@ def register(bus: Bus, settings: Settings) -> None:
 
 async def seed_demo_data(engine: AsyncEngine, settings: Settings) -> None:
     async with write_transaction(engine) as session:
-        await seed.seed(session, PasswordHasher(settings.bcrypt_rounds))
+        await seed.seed(session, PasswordHasher(settings.bcrypt_rounds, settings.bcrypt_threads))
 
 
 def _uow(context: Context) -> AuthUnitOfWork:

@@ -1,0 +1,118 @@
+"""Micro-benchmark: one command through the bus's full send and handle chains, in process,
+versus awaiting the same handler directly. No database work, no idempotency key.
+
+    uv run python bench/bus_micro.py [--commands 20000] [--runs 5]
+
+The bus is the app's own (`build_bus` with the app's settings and middleware, the in-process
+transport); the handler is a bench-only read command that returns its payload. Logging is on at
+INFO, as in production, written to /dev/null.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from app.bus.bus import Policy  # noqa: E402
+from app.bus.envelope import Principal, Role  # noqa: E402
+from app.bus.pipeline import Context  # noqa: E402
+from app.bus.transports.local import LocalTransport  # noqa: E402
+from app.db import create_engine  # noqa: E402
+from app.logging import configure_logging  # noqa: E402
+from app.main import build_bus  # noqa: E402
+from app.settings import Settings  # noqa: E402
+
+
+class Ping(msgspec.Struct, frozen=True):
+    value: int
+
+
+async def ping(payload: Ping, context: Context) -> int:
+    return payload.value
+
+
+PRINCIPAL = Principal(
+    user_id="00000000-0000-0000-0000-0000000000aa",
+    email="bench@example.com",
+    role=Role.USER,
+    organization_id="00000000-0000-0000-0000-0000000000bb",
+)
+PING = {"cmd": "bench.ping"}
+POLICY = Policy(timeout=5.0, attempts=3, read=True)
+
+
+async def measure(commands: int, runs: int, log_level: str = "INFO") -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as folder:
+        settings = Settings(
+            app_env="test",
+            database_url=f"sqlite+aiosqlite:///{folder}/bench.db",
+            jwt_secret="bench-secret-that-is-long-enough-0123456789",
+            log_format="json",
+            log_level=log_level,
+        )
+        with open(os.devnull, "w") as devnull:  # noqa: ASYNC230 (set-up, before timing)
+            configure_logging(settings, devnull)
+            engine = create_engine(settings.database_url)
+            bus = build_bus(settings, engine).bus
+            bus.register({"cmd": "bench.ping"}, Ping, ping, read_only=True)
+            bus.connect(LocalTransport(bus))
+            payload = Ping(1)
+
+            async def via_bus(n: int) -> float:
+                started = time.perf_counter()
+                for _ in range(n):
+                    await bus.send(PING, payload, principal=PRINCIPAL, policy=POLICY)
+                return (time.perf_counter() - started) / n
+
+            async def direct(n: int) -> float:
+                context = Context(envelope=None, read_only=True)  # type: ignore[arg-type]
+                started = time.perf_counter()
+                for _ in range(n):
+                    await ping(payload, context)
+                return (time.perf_counter() - started) / n
+
+            await via_bus(1000)  # warm up
+            await direct(1000)
+            bus_us: list[float] = []
+            direct_us: list[float] = []
+            for _ in range(runs):  # interleaved
+                bus_us.append(await via_bus(commands) * 1e6)
+                direct_us.append(await direct(commands) * 1e6)
+            await engine.dispose()
+    return {
+        "bus_us": statistics.median(bus_us),
+        "direct_us": statistics.median(direct_us),
+        "overhead_us": statistics.median(b - d for b, d in zip(bus_us, direct_us, strict=True)),
+        "runs": runs,
+        "commands": commands,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--commands", type=int, default=20000)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--log-level", default="INFO")
+    args = parser.parse_args()
+    result = asyncio.run(measure(args.commands, args.runs, args.log_level))
+    print(
+        f"bus full chain: {result['bus_us']:.1f} us/command; direct await: "
+        f"{result['direct_us']:.2f} us; overhead {result['overhead_us']:.1f} us "
+        f"(median of {result['runs']} runs x {result['commands']} commands)"
+    )
+
+
+if __name__ == "__main__":
+    main()
