@@ -17,13 +17,10 @@ from typing import Any
 from litestar import Litestar
 from loguru import logger
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
-from opentelemetry.metrics import get_meter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.bus.breaker import BreakerMiddleware
 from app.bus.bus import Bus
@@ -39,6 +36,7 @@ from app.bus.tracing import HandleTracingMiddleware, SendTracingMiddleware
 from app.bus.transaction import TransactionMiddleware
 from app.bus.transports.local import LocalTransport
 from app.bus.transports.nats import NatsTransport, RoutingTransport
+from app.database import Database, open_database
 from app.db import create_engine, upgrade_to_head
 from app.gateway.health import Probes
 from app.gateway.http import create_gateway
@@ -59,8 +57,12 @@ def create_app(
     settings = settings or Settings.from_env()
     tracer_provider = tracer_provider or _tracer_provider(settings)
     configure_logging(settings, trace_ids=tracer_provider is not None)
-    engine = create_engine(settings.database_url)
-    parts = build_bus(settings, engine, tracer_provider)
+    engine = create_engine(settings.database_url)  # migrations and seeding
+    database = open_database(
+        settings.database_url,
+        tracer=tracer_provider.get_tracer("eventboard.sql") if tracer_provider else None,
+    )
+    parts = build_bus(settings, database, tracer_provider)
     bus, breakers = parts.bus, parts.breakers
     local = (
         WireRoundTripTransport(bus)
@@ -104,10 +106,11 @@ def create_app(
         if settings.seed_demo_data:
             await auth_module.seed_demo_data(engine, settings)
             await events_module.seed_demo_data(engine)
+        await database.open()
         if remote is not None:
             await remote.open()
         background.add(
-            asyncio.create_task(purge_forever(engine, settings.idempotency_purge_interval))
+            asyncio.create_task(purge_forever(database, settings.idempotency_purge_interval))
         )
         restore_signal = _drain_on_sigterm(bus)
         logger.bind(
@@ -128,6 +131,7 @@ def create_app(
         await limits.close()
         if tracer_provider is not None:
             await _shutdown_tracing(tracer_provider)
+        await database.close()
         await engine.dispose()
         await probe_engine.dispose()
         restore_signal()
@@ -155,12 +159,10 @@ class BusParts:
 
 
 def build_bus(
-    settings: Settings, engine: AsyncEngine, tracer_provider: TracerProvider | None = None
+    settings: Settings, database: Database, tracer_provider: TracerProvider | None = None
 ) -> BusParts:
     """The bus with both middleware chains and every module registered: the same in the app and
     in a worker process, so a module behaves alike wherever it runs."""
-    if tracer_provider is not None:  # SQL spans for this engine only (no global patching)
-        _trace_sql(engine, tracer_provider)
     breakers = BreakerMiddleware(
         window=settings.breaker_window,
         min_calls=settings.breaker_min_calls,
@@ -172,7 +174,7 @@ def build_bus(
     faults = FaultMiddleware(settings.bus_faults) if settings.bus_faults else None
     bus = Bus(
         send_middleware=_send_chain(settings, breakers, tracer_provider),
-        handle_middleware=_handle_chain(settings, engine, tracer_provider, faults),
+        handle_middleware=_handle_chain(settings, database, tracer_provider, faults),
     )
     auth_module.register(bus, settings)
     events_module.register(bus)
@@ -202,7 +204,7 @@ def _send_chain(
 
 def _handle_chain(
     settings: Settings,
-    engine: AsyncEngine,
+    database: Database,
     tracer_provider: TracerProvider | None,
     faults: FaultMiddleware | None,
 ) -> list[HandleMiddleware]:
@@ -212,20 +214,13 @@ def _handle_chain(
     chain += [
         HandleLoggingMiddleware(),
         DeadlineMiddleware(),
-        IdempotencyMiddleware(engine, secret=settings.jwt_secret, ttl=settings.idempotency_ttl),
-        TransactionMiddleware(engine),
+        IdempotencyMiddleware(database, secret=settings.jwt_secret, ttl=settings.idempotency_ttl),
+        TransactionMiddleware(database),
     ]
     if faults is not None:
         chain.append(faults)
         logger.warning("fault injection is on: {}", [f.cmd for f in settings.bus_faults])
     return chain
-
-
-def _trace_sql(engine: AsyncEngine, provider: TracerProvider) -> None:
-    # The pool-usage counter is an OTel metric; metrics are exported by Prometheus here, so it
-    # goes to the (no-op) default meter.
-    usage = get_meter("eventboard.sql").create_up_down_counter("db.client.connections.usage")
-    EngineTracer(provider.get_tracer("eventboard.sql"), engine.sync_engine, usage)  # type: ignore[no-untyped-call]
 
 
 def _tracer_provider(settings: Settings) -> TracerProvider | None:

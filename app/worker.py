@@ -16,6 +16,7 @@ from loguru import logger
 
 from app.bus.transports.local import LocalTransport
 from app.bus.transports.nats import ModuleServer, connect
+from app.database import open_database
 from app.db import create_engine, upgrade_to_head
 from app.logging import configure_logging
 from app.main import build_bus
@@ -29,7 +30,10 @@ async def serve(modules: list[str], settings: Settings, stop: asyncio.Event) -> 
     engine = create_engine(settings.database_url)
     if not settings.is_production:
         await upgrade_to_head(engine)
-    bus = build_bus(settings, engine).bus
+    await engine.dispose()
+    database = open_database(settings.database_url)
+    await database.open()
+    bus = build_bus(settings, database).bus
     bus.connect(LocalTransport(bus))  # what a handler sends itself stays in this process
     client = await connect(settings.nats_url, f"eventboard-worker-{'+'.join(modules)}")
     servers = [ModuleServer(bus, client, module) for module in modules]
@@ -41,7 +45,7 @@ async def serve(modules: list[str], settings: Settings, stop: asyncio.Event) -> 
     for server in servers:
         await server.drain(settings.shutdown_grace_seconds)
     await client.close()
-    await engine.dispose()
+    await database.close()
     logger.info("worker stopped")
 
 

@@ -29,7 +29,7 @@ from app.bus.bus import Policy  # noqa: E402
 from app.bus.envelope import Principal, Role  # noqa: E402
 from app.bus.pipeline import Context  # noqa: E402
 from app.bus.transports.local import LocalTransport  # noqa: E402
-from app.db import create_engine  # noqa: E402
+from app.database import open_database  # noqa: E402
 from app.logging import configure_logging  # noqa: E402
 from app.main import build_bus  # noqa: E402
 from app.settings import Settings  # noqa: E402
@@ -64,8 +64,8 @@ async def measure(commands: int, runs: int, log_level: str = "INFO") -> dict[str
         )
         with open(os.devnull, "w") as devnull:  # noqa: ASYNC230 (set-up, before timing)
             configure_logging(settings, devnull)
-            engine = create_engine(settings.database_url)
-            bus = build_bus(settings, engine).bus
+            database = open_database(settings.database_url)
+            bus = build_bus(settings, database).bus
             bus.register({"cmd": "bench.ping"}, Ping, ping, read_only=True)
             bus.connect(LocalTransport(bus))
             payload = Ping(1)
@@ -90,7 +90,7 @@ async def measure(commands: int, runs: int, log_level: str = "INFO") -> dict[str
             for _ in range(runs):  # interleaved
                 bus_us.append(await via_bus(commands) * 1e6)
                 direct_us.append(await direct(commands) * 1e6)
-            await engine.dispose()
+            await database.close()
     return {
         "bus_us": statistics.median(bus_us),
         "direct_us": statistics.median(direct_us),

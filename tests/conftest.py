@@ -143,17 +143,17 @@ async def nats_workers(settings: Settings, count: int = 1) -> AsyncIterator[list
     processes would have), on the settings' database."""
     from app.bus.transports.local import LocalTransport
     from app.bus.transports.nats import ModuleServer, connect
-    from app.db import create_engine
+    from app.database import open_database
     from app.main import build_bus
 
     servers: list[Any] = []
     clients = []
-    engines = []
+    databases = []
     try:
         for number in range(count):
-            engine = create_engine(settings.database_url)
-            engines.append(engine)
-            bus = build_bus(settings, engine).bus
+            database = open_database(settings.database_url)
+            databases.append(database)
+            bus = build_bus(settings, database).bus
             bus.connect(LocalTransport(bus))
             client = await connect(settings.nats_url, f"test-worker-{number}")
             clients.append(client)
@@ -167,8 +167,8 @@ async def nats_workers(settings: Settings, count: int = 1) -> AsyncIterator[list
             await server.drain(5)
         for client in clients:
             await client.close()
-        for engine in engines:
-            await engine.dispose()
+        for database in databases:
+            await database.close()
 
 
 @pytest.fixture

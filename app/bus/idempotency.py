@@ -29,27 +29,36 @@ gets its outcome back.
 from __future__ import annotations
 
 import asyncio
-import functools
 import hashlib
 import hmac
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import msgspec
 from loguru import logger
-from sqlalchemy import Index, Integer, LargeBinary, String, Table, UniqueConstraint, delete, select
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import (
+    Column,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Table,
+    UniqueConstraint,
+    bindparam,
+    delete,
+    select,
+)
 
 from app.bus import codec
 from app.bus.bus import Replayed
 from app.bus.envelope import Envelope
 from app.bus.pipeline import Context, HandleNext
 from app.clock import utcnow
-from app.db import WRITE_OPTION, Base, UTCDateTime, insert_ignoring_conflicts, write_transaction
+from app.database import Database, Query, Transaction
+from app.db import Base, UTCDateTime, insert_ignoring_conflicts
 from app.errors import AppError, Category, Conflict, Mismatch
 from app.metrics import metrics
 
@@ -58,27 +67,57 @@ RECORDED_CATEGORIES = frozenset(
 )
 """Errors that are outcomes of a command that ran: recorded and replayed like results."""
 
+KEYS = Table(
+    "bus_idempotency_keys",
+    Base.metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("organization_id", String(36), nullable=False),
+    Column("user_id", String(80), nullable=False),
+    Column("pattern", String(64), nullable=False),
+    Column("key", String(255), nullable=False),
+    Column("fingerprint", String(64), nullable=False),
+    Column("reply", LargeBinary, nullable=False),  # the outcome as the wire codec encodes it
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("organization_id", "user_id", "pattern", "key"),
+    Index("ix_bus_idempotency_keys_expires_at", "expires_at"),
+)
 
-class IdempotencyKey(Base):
-    __tablename__ = "bus_idempotency_keys"
-    __table_args__ = (
-        UniqueConstraint("organization_id", "user_id", "pattern", "key"),
-        Index("ix_bus_idempotency_keys_expires_at", "expires_at"),
+_SCOPE = (
+    KEYS.c.organization_id == bindparam("organization_id"),
+    KEYS.c.user_id == bindparam("user_id"),
+    KEYS.c.pattern == bindparam("pattern"),
+    KEYS.c.key == bindparam("key"),
+)
+_RECORD = (
+    "organization_id",
+    "user_id",
+    "pattern",
+    "key",
+    "fingerprint",
+    "reply",
+    "created_at",
+    "expires_at",
+)
+_INSERT = Query(
+    lambda dialect: insert_ignoring_conflicts(KEYS, dialect).values(
+        {name: bindparam(name) for name in _RECORD}
     )
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    organization_id: Mapped[str] = mapped_column(String(36))
-    user_id: Mapped[str] = mapped_column(String(80))
-    pattern: Mapped[str] = mapped_column(String(64))
-    key: Mapped[str] = mapped_column(String(255))
-    fingerprint: Mapped[str] = mapped_column(String(64))
-    reply: Mapped[bytes] = mapped_column(LargeBinary)
-    """The outcome as the wire codec encodes it: a result, or an error's data."""
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
-
-
-_TABLE: Table = IdempotencyKey.__table__  # type: ignore[assignment]
+)
+_DELETE_EXPIRED = Query(delete(KEYS).where(*_SCOPE, KEYS.c.expires_at <= bindparam("now")))
+_LOOKUP = Query(
+    select(KEYS.c.fingerprint, KEYS.c.reply).where(*_SCOPE, KEYS.c.expires_at > bindparam("now"))
+)
+_PURGE = Query(
+    delete(KEYS).where(
+        KEYS.c.id.in_(
+            select(KEYS.c.id)
+            .where(KEYS.c.expires_at <= bindparam("now"))
+            .limit(bindparam("batch"))
+            .scalar_subquery()
+        )
+    )
+)
 
 
 class KeyInFlight(Conflict):
@@ -113,9 +152,8 @@ class _Running:
 
 
 class IdempotencyMiddleware:
-    def __init__(self, engine: AsyncEngine, *, secret: str, ttl: float) -> None:
-        self._engine = engine
-        self._writes = engine.execution_options(**{WRITE_OPTION: True})
+    def __init__(self, database: Database, *, secret: str, ttl: float) -> None:
+        self._database = database
         self._hmac_key = hmac.new(secret.encode(), b"idempotency-fingerprint", "sha256").digest()
         self._ttl = timedelta(seconds=ttl)
         self._running: dict[_Scope, _Running] = {}
@@ -151,9 +189,9 @@ class IdempotencyMiddleware:
         """Run the command optimistically and record its outcome at commit; consult the store
         only when something went wrong, which is also when a duplicate would show itself."""
 
-        async def record(session: AsyncSession, result: Any) -> None:
+        async def record(tx: Transaction, result: Any) -> None:
             reply = codec.encode_result(result)
-            if not await self._insert(session, scope, fingerprint, reply):
+            if not await self._insert(tx, scope, fingerprint, reply):
                 raise _Superseded
             _count(scope, "recorded")
 
@@ -171,16 +209,14 @@ class IdempotencyMiddleware:
             if error.category not in RECORDED_CATEGORIES:
                 raise
             reply = codec.encode_error(error.to_data())
-            async with write_transaction(self._writes) as session:
-                recorded = await self._insert(session, scope, fingerprint, reply)
+            async with self._database.transaction(write=True) as tx:
+                recorded = await self._insert(tx, scope, fingerprint, reply)
             if not recorded:
                 return await self._replay_stored(scope, fingerprint, context)
             _count(scope, "recorded")
             raise
 
-    async def _insert(
-        self, session: AsyncSession, scope: _Scope, fingerprint: str, reply: bytes
-    ) -> bool:
+    async def _insert(self, tx: Transaction, scope: _Scope, fingerprint: str, reply: bytes) -> bool:
         """Record the outcome; False when a live record of the key exists already."""
         now = utcnow()
         row = {
@@ -190,43 +226,29 @@ class IdempotencyMiddleware:
             "created_at": now,
             "expires_at": now + self._ttl,
         }
-        statement = _insert_statement(session.get_bind().dialect.name)
-        if await _inserted(session, statement, row):
+        if await tx.execute(_INSERT, row):
             return True
-        expired = await session.execute(
-            delete(_TABLE).where(*_matches(scope), _TABLE.c.expires_at <= now)
-        )
-        if not expired.rowcount:  # type: ignore[attr-defined]
+        if not await tx.execute(_DELETE_EXPIRED, {**_columns(scope), "now": now}):
             return False
-        return await _inserted(session, statement, row)
+        return bool(await tx.execute(_INSERT, row))
 
     async def _stored(self, scope: _Scope, fingerprint: str) -> bytes | None:
-        async with self._engine.connect() as connection:
-            return await _lookup(connection, scope, fingerprint)
+        """The live stored outcome for the scope, if any; a mismatch if it was another request."""
+        async with self._database.transaction(write=False) as tx:
+            row = await tx.fetch_one(_LOOKUP, {**_columns(scope), "now": utcnow()})
+        if row is None:
+            return None
+        if row[0] != fingerprint:
+            _count(scope, "mismatch")
+            raise KeyReusedDifferently()
+        _count(scope, "replayed")
+        return bytes(row[1])
 
     async def _replay_stored(self, scope: _Scope, fingerprint: str, context: Context) -> Any:
         stored = await self._stored(scope, fingerprint)
         if stored is None:  # recorded, then expired in between: rare; the client may retry
             raise KeyInFlight(retry_after=1.0)
         return _replay(stored, context)
-
-
-async def _lookup(connection: AsyncConnection, scope: _Scope, fingerprint: str) -> bytes | None:
-    """The live stored outcome for the scope, if any; a mismatch if it was another request."""
-    row = (
-        await connection.execute(
-            select(_TABLE.c.fingerprint, _TABLE.c.reply).where(
-                *_matches(scope), _TABLE.c.expires_at > utcnow()
-            )
-        )
-    ).first()
-    if row is None:
-        return None
-    if row.fingerprint != fingerprint:
-        _count(scope, "mismatch")
-        raise KeyReusedDifferently()
-    _count(scope, "replayed")
-    return bytes(row.reply)
 
 
 def _count(scope: _Scope, result: str) -> None:
@@ -254,26 +276,6 @@ def _scope(envelope: Envelope[Any], fingerprint: str) -> _Scope:
     )
 
 
-@functools.cache
-def _insert_statement(dialect_name: str) -> Any:
-    """Built once per dialect; values are passed at execution, so the compiled form is cached."""
-    return insert_ignoring_conflicts(_TABLE, dialect_name)
-
-
-async def _inserted(session: AsyncSession, statement: Any, row: dict[str, Any]) -> bool:
-    result = await session.execute(statement, row)
-    return bool(result.rowcount)  # type: ignore[attr-defined]
-
-
-def _matches(scope: _Scope) -> tuple[Any, ...]:
-    return (
-        _TABLE.c.organization_id == scope.organization_id,
-        _TABLE.c.user_id == scope.user_id,
-        _TABLE.c.pattern == scope.pattern,
-        _TABLE.c.key == scope.key,
-    )
-
-
 def _columns(scope: _Scope) -> dict[str, str]:
     return {
         "organization_id": scope.organization_id,
@@ -283,23 +285,19 @@ def _columns(scope: _Scope) -> dict[str, str]:
     }
 
 
-async def purge_expired(engine: AsyncEngine, *, batch: int = 1000) -> int:
+async def purge_expired(database: Database, *, batch: int = 1000) -> int:
     """Delete expired keys in batches of `batch` rows, each batch its own short transaction."""
     purged = 0
     while True:
-        async with write_transaction(engine) as session:
-            expired = (
-                select(_TABLE.c.id).where(_TABLE.c.expires_at <= utcnow()).limit(batch)
-            ).scalar_subquery()
-            result = await session.execute(delete(_TABLE).where(_TABLE.c.id.in_(expired)))
-        deleted: int = result.rowcount  # type: ignore[attr-defined]
+        async with database.transaction(write=True) as tx:
+            deleted = await tx.execute(_PURGE, {"now": utcnow(), "batch": batch})
         purged += deleted
         if deleted < batch:
             return purged
 
 
 async def purge_forever(
-    engine: AsyncEngine,
+    database: Database,
     interval: float,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> None:
@@ -307,7 +305,7 @@ async def purge_forever(
     while True:
         await sleep(interval)
         try:
-            purged = await purge_expired(engine)
+            purged = await purge_expired(database)
             if purged:
                 logger.bind(purged=purged).info("expired idempotency keys purged")
         except Exception:

@@ -3,7 +3,7 @@
 Send side: `async (envelope, call_next)`. Handle side: `async (context, call_next)`.
 
 The handle-side context carries the envelope plus what the chain opens for the handler (the
-database session of the command's transaction).
+command's database transaction).
 """
 
 from __future__ import annotations
@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from app.bus.envelope import Envelope
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncSession
+    from app.database import Transaction
 
 M = TypeVar("M")
 
 
-BeforeCommit = Callable[["AsyncSession", Any], Awaitable[None]]
-"""`hook(session, result)`: runs in the command's transaction after the handler, before commit."""
+BeforeCommit = Callable[["Transaction", Any], Awaitable[None]]
+"""`hook(tx, result)`: runs in the command's transaction after the handler, before commit."""
 
 
 @dataclass(slots=True)
@@ -30,7 +30,7 @@ class Context:
     envelope: Envelope[Any]
     read_only: bool
     result_type: Any = Any
-    session: AsyncSession | None = None
+    tx: Transaction | None = None
     before_commit: list[BeforeCommit] = field(default_factory=list)
 
 

@@ -18,12 +18,12 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 from loguru import logger
-from sqlalchemy.exc import OperationalError
 
 from app.bus import codec
 from app.bus.bus import Outcome
 from app.bus.pipeline import Context, HandleNext
 from app.bus.transports.local import LocalTransport
+from app.database import sqlite_error
 from app.errors import AppError, Internal, Unavailable
 from app.settings import Fault
 
@@ -97,7 +97,5 @@ def _error(fault: Fault) -> Exception:
             f"Injected fault: {fault.cmd} is unavailable", code="INJECTED_FAULT", retry_after=1
         )
     if fault.error == "locked":
-        return OperationalError(
-            "injected", {}, sqlite3.OperationalError("database is locked (injected fault)")
-        )
+        return sqlite_error(sqlite3.OperationalError("database is locked (injected fault)"))
     return RuntimeError(f"injected internal error in {fault.cmd}")

@@ -1,63 +1,33 @@
 """One database transaction per command, opened and committed here; handlers never commit.
 
-Sessions of commands registered as writes are bound to the engine with the write option, so on
-SQLite their transaction starts with `BEGIN IMMEDIATE` at the first statement (not before the
-handler runs: a handler may do slow work, such as hashing a password, before touching the
-database). Reads start with a plain `BEGIN`. An exception, a domain error or a cancellation rolls
-back. A busy (locked) database or a lost connection becomes a transient `Unavailable`.
+The transaction takes its connection at its first statement, so a command that never touches the
+database costs nothing here, and one that does slow work first (hashing a password) holds no lock
+meanwhile. Commands registered as writes get a write transaction (on SQLite, the one writer,
+with `BEGIN IMMEDIATE`); reads get a reader. After the handler, the `before_commit` hooks run in
+the same transaction (the idempotency record). An exception, a domain error or a cancellation
+rolls back. A busy database or a lost connection is a transient `Unavailable` (the database layer
+raises it, after which this rolls back).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy.exc import DBAPIError, InterfaceError
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from app.bus.pipeline import Context, HandleNext
-from app.db import WRITE_OPTION, create_session_factory
-from app.errors import Unavailable
+from app.database import Database
 
 
 class TransactionMiddleware:
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._reads = create_session_factory(engine)
-        self._writes = create_session_factory(engine.execution_options(**{WRITE_OPTION: True}))
+    def __init__(self, database: Database) -> None:
+        self._database = database
 
     async def __call__(self, context: Context, call_next: HandleNext) -> Any:
-        factory = self._reads if context.read_only else self._writes
-        try:
-            async with factory() as session, session.begin():
-                context.session = session
-                try:
-                    result = await call_next(context)
-                    for hook in context.before_commit:
-                        await hook(session, result)
-                    return result
-                finally:
-                    context.session = None
-        except DBAPIError as exc:
-            transient = _transient(exc)
-            if transient is None:
-                raise
-            raise transient from None
-
-
-def _transient(exc: DBAPIError) -> Unavailable | None:
-    """Database errors that leave nothing written and may pass: the transaction was rolled back,
-    so the command never took effect and the sender may try again."""
-    text = str(exc.orig).lower()
-    sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
-    if sqlstate in ("40001", "40P01"):  # PostgreSQL: serialization failure, deadlock
-        return Unavailable(
-            "A concurrent change got in the way; please try again",
-            code="DATABASE_CONFLICT",
-            retry_after=1,
-        )
-    if "database is locked" in text or "database is busy" in text:
-        return Unavailable(
-            "The database is busy; please try again", code="DATABASE_BUSY", retry_after=1
-        )
-    if exc.connection_invalidated or isinstance(exc, InterfaceError):
-        return Unavailable("The database connection was lost", code="DATABASE_UNAVAILABLE")
-    return None
+        async with self._database.transaction(write=not context.read_only) as tx:
+            context.tx = tx
+            try:
+                result = await call_next(context)
+                for hook in context.before_commit:
+                    await hook(tx, result)
+                return result
+            finally:
+                context.tx = None

@@ -8,16 +8,17 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.bus.bus import Bus, Policy
 from app.bus.envelope import Principal, Role
 from app.bus.idempotency import (
-    IdempotencyKey,
+    KEYS,
     IdempotencyMiddleware,
     purge_expired,
     purge_forever,
@@ -27,7 +28,8 @@ from app.bus.testing import WireRoundTripTransport
 from app.bus.timeout import DeadlineMiddleware, TimeoutMiddleware
 from app.bus.transaction import TransactionMiddleware
 from app.clock import utcnow
-from app.db import create_engine, create_session_factory, upgrade_to_head, write_transaction
+from app.database import Database, Query, open_database
+from app.db import create_engine, upgrade_to_head, write_transaction
 from app.errors import Conflict, Invalid, Mismatch, Timeout, Unavailable
 from tests.conftest import fresh_postgres_database
 
@@ -59,7 +61,23 @@ async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
         async with engine.begin() as connection:
             await connection.execute(text(f"CREATE TABLE notes (id {key}, value TEXT)"))
         yield engine
+        while OPEN:
+            await OPEN.pop().close()
         await engine.dispose()
+
+
+OPEN: list[Database] = []
+
+
+def database(engine: AsyncEngine) -> Database:
+    """The command side's database layer on the engine's database: a new one each time, as
+    another process would have (closed when the test ends)."""
+    opened = open_database(engine.url.render_as_string(hide_password=False))
+    OPEN.append(opened)
+    return opened
+
+
+INSERT_NOTE = Query(text("INSERT INTO notes (value) VALUES (:v) RETURNING id"))
 
 
 RUNNING: list[asyncio.Event] = []
@@ -68,13 +86,12 @@ RUNNING: list[asyncio.Event] = []
 
 
 async def write_note(cmd: Note, context: Context) -> Noted:
-    assert context.session is not None
+    assert context.tx is not None
     if cmd.outcome == "wait":  # still running, before taking the database's write lock
         RUNNING[-1].set()
         await asyncio.Event().wait()
-    row = await context.session.execute(
-        text("INSERT INTO notes (value) VALUES (:v) RETURNING id"), {"v": cmd.value}
-    )
+    row = await context.tx.fetch_one(INSERT_NOTE, {"v": cmd.value})
+    assert row is not None
     if cmd.outcome == "conflict":
         raise Conflict("Refused by the domain", code="REFUSED")
     if cmd.outcome == "invalid":
@@ -83,16 +100,17 @@ async def write_note(cmd: Note, context: Context) -> Noted:
         raise Unavailable("Try later")
     if cmd.outcome == "hang":
         await asyncio.Event().wait()
-    return Noted(row=row.scalar_one(), value=cmd.value)
+    return Noted(row=row[0], value=cmd.value)
 
 
 def make_bus(engine: AsyncEngine, ttl: float = 3600) -> tuple[Bus, WireRoundTripTransport]:
+    db = database(engine)
     bus = Bus(
         send_middleware=[TimeoutMiddleware()],
         handle_middleware=[
             DeadlineMiddleware(),
-            IdempotencyMiddleware(engine, secret="s" * 32, ttl=ttl),
-            TransactionMiddleware(engine),
+            IdempotencyMiddleware(db, secret="s" * 32, ttl=ttl),
+            TransactionMiddleware(db),
         ],
     )
     bus.register({"cmd": "notes.write"}, Note, write_note)
@@ -106,9 +124,9 @@ async def notes(engine: AsyncEngine) -> int:
         return int((await connection.execute(text("SELECT count(*) FROM notes"))).scalar_one())
 
 
-async def keys(engine: AsyncEngine) -> list[IdempotencyKey]:
-    async with create_session_factory(engine)() as session:  # a read: never waits for a writer
-        return list(await session.scalars(select(IdempotencyKey)))
+async def keys(engine: AsyncEngine) -> list[Any]:
+    async with engine.connect() as connection:  # a read: never waits for a writer
+        return list((await connection.execute(select(KEYS))).all())
 
 
 async def test_same_key_same_request_runs_once_and_replays(engine: AsyncEngine):
@@ -247,9 +265,7 @@ async def test_a_key_reused_after_expiry_runs_again_and_the_purge_removes_old_ke
     bus, _ = make_bus(engine)
     await bus.call({"cmd": "notes.write"}, Note("a"), principal=ALICE, idempotency_key="k")
     async with write_transaction(engine) as session:
-        await session.execute(
-            update(IdempotencyKey).values(expires_at=utcnow() - timedelta(seconds=1))
-        )
+        await session.execute(update(KEYS).values(expires_at=utcnow() - timedelta(seconds=1)))
 
     again = await bus.call({"cmd": "notes.write"}, Note("a"), principal=ALICE, idempotency_key="k")
     assert not again.replayed
@@ -257,8 +273,8 @@ async def test_a_key_reused_after_expiry_runs_again_and_the_purge_removes_old_ke
 
     async with write_transaction(engine) as session:
         for n in range(25):
-            session.add(
-                IdempotencyKey(
+            await session.execute(
+                insert(KEYS).values(
                     organization_id="org",
                     user_id="old",
                     pattern="notes.write",
@@ -269,7 +285,7 @@ async def test_a_key_reused_after_expiry_runs_again_and_the_purge_removes_old_ke
                     expires_at=utcnow() - timedelta(days=1),
                 )
             )
-    assert await purge_expired(engine, batch=10) == 25
+    assert await purge_expired(database(engine), batch=10) == 25
     remaining = await keys(engine)
     assert [(k.user_id, k.key) for k in remaining] == [("alice", "k")]
 
@@ -282,14 +298,14 @@ async def test_no_key_means_no_record(engine: AsyncEngine):
 
     assert await notes(engine) == 2
     async with engine.connect() as connection:
-        count = await connection.scalar(select(func.count()).select_from(IdempotencyKey))
+        count = await connection.scalar(select(func.count()).select_from(KEYS))
     assert count == 0
 
 
 async def test_the_background_purge_runs_every_interval(engine: AsyncEngine):
     async with write_transaction(engine) as session:
-        session.add(
-            IdempotencyKey(
+        await session.execute(
+            insert(KEYS).values(
                 organization_id="org",
                 user_id="old",
                 pattern="notes.write",
@@ -308,7 +324,7 @@ async def test_the_background_purge_runs_every_interval(engine: AsyncEngine):
             raise asyncio.CancelledError
 
     with pytest.raises(asyncio.CancelledError):
-        await purge_forever(engine, 600, sleep=sleep)
+        await purge_forever(database(engine), 600, sleep=sleep)
 
     assert waits == [600, 600]
     assert await keys(engine) == []

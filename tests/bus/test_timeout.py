@@ -4,6 +4,7 @@ transaction rolled back, and work whose deadline has passed never starts."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -12,7 +13,6 @@ from typing import Any
 import msgspec
 import pytest
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.bus.bus import Bus, Policy
 from app.bus.envelope import Envelope
@@ -20,7 +20,7 @@ from app.bus.pipeline import Context
 from app.bus.testing import WireRoundTripTransport
 from app.bus.timeout import DeadlineMiddleware, TimeoutMiddleware
 from app.bus.transaction import TransactionMiddleware
-from app.db import create_engine
+from app.database import Database, Query, open_database
 from app.errors import Timeout
 
 
@@ -29,23 +29,24 @@ class Note(msgspec.Struct, frozen=True):
 
 
 @pytest.fixture
-async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'deadline.db'}")
-    async with engine.begin() as connection:
-        await connection.execute(text("CREATE TABLE notes (value TEXT NOT NULL)"))
-    yield engine
-    await engine.dispose()
+async def engine(tmp_path: Path) -> AsyncIterator[Database]:
+    path = tmp_path / "deadline.db"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE notes (value TEXT NOT NULL)")
+    database = open_database(f"sqlite+aiosqlite:///{path}")
+    yield database
+    await database.close()
 
 
 async def test_slow_handler_times_out_at_the_deadline_and_its_write_rolls_back(
-    engine: AsyncEngine,
+    engine: Database,
 ):
     never = asyncio.Event()
     started = asyncio.Event()
 
     async def write_then_hang(cmd: Note, context: Context) -> int:
-        assert context.session is not None
-        await context.session.execute(text("INSERT INTO notes VALUES (:v)"), {"v": cmd.value})
+        assert context.tx is not None
+        await context.tx.execute(Query(text("INSERT INTO notes VALUES (:v)")), {"v": cmd.value})
         started.set()
         await never.wait()  # a handler stuck downstream
         return 1
@@ -68,8 +69,8 @@ async def test_slow_handler_times_out_at_the_deadline_and_its_write_rolls_back(
     assert 0.3 <= elapsed < 0.4
     await transport.drain(grace=5)
     assert transport.in_flight == 0
-    async with engine.connect() as connection:
-        assert (await connection.execute(text("SELECT count(*) FROM notes"))).scalar() == 0
+    async with engine.transaction(write=False) as tx:
+        assert await tx.fetch_one(Query(text("SELECT count(*) FROM notes"))) == (0,)
 
 
 async def test_work_past_its_deadline_is_refused_before_it_starts():

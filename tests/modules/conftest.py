@@ -7,13 +7,14 @@ from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from pathlib import Path
 
 import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.db import create_engine, upgrade_to_head, write_transaction
+from app.database import Database, Transaction, open_database
+from app.db import create_engine, upgrade_to_head
 from tests.conftest import fresh_postgres_database
 
-Transactions = Callable[[], AbstractAsyncContextManager[AsyncSession]]
-"""`async with tx() as session:` one write transaction, committed unless the block raises."""
+Transactions = Callable[[], AbstractAsyncContextManager[Transaction]]
+"""`async with tx() as t:` one write transaction, committed unless the block raises."""
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -31,5 +32,13 @@ async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
 
 
 @pytest.fixture
-def tx(engine: AsyncEngine) -> Transactions:
-    return lambda: write_transaction(engine)
+async def db(engine: AsyncEngine) -> AsyncIterator[Database]:
+    """The app's database layer (what commands run on) over the migrated database."""
+    database = open_database(engine.url.render_as_string(hide_password=False))
+    yield database
+    await database.close()
+
+
+@pytest.fixture
+def tx(db: Database) -> Transactions:
+    return lambda: db.transaction(write=True)

@@ -1,14 +1,14 @@
-"""Auth tables: organizations and their users."""
+"""Auth tables, organizations and their users, and the plain objects their rows become."""
 
 from __future__ import annotations
 
 import re
 import unicodedata
 import uuid
+from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import Column, ForeignKey, Index, String, Table
 
 from app.bus.envelope import Role
 from app.clock import utcnow
@@ -25,30 +25,61 @@ def slugify(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")
 
 
-class Organization(Base):
-    __tablename__ = "auth_organizations"
+ORGANIZATIONS = Table(
+    "auth_organizations",
+    Base.metadata,
+    Column("id", String(36), primary_key=True),
+    Column("name", String(100), nullable=False),
+    Column("slug", String(120), nullable=False, unique=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+)
 
-    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
-    name: Mapped[str] = mapped_column(String(100))
-    slug: Mapped[str] = mapped_column(String(120), unique=True)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+USERS = Table(
+    "auth_users",
+    Base.metadata,
+    Column("id", String(36), primary_key=True),
+    Column("email", String(254), nullable=False, unique=True),
+    Column("password_hash", String(100), nullable=False),
+    Column("first_name", String(50), nullable=False),
+    Column("last_name", String(50), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column(
+        "organization_id",
+        String(36),
+        ForeignKey("auth_organizations.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Index("ix_auth_users_organization_id", "organization_id"),
+)
 
 
-class User(Base):
-    __tablename__ = "auth_users"
+@dataclass(slots=True, eq=False, kw_only=True)
+class Organization:
+    """One row of `auth_organizations` (fields in column order)."""
 
-    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
-    email: Mapped[str] = mapped_column(String(254), unique=True)
-    password_hash: Mapped[str] = mapped_column(String(100))
-    first_name: Mapped[str] = mapped_column(String(50))
-    last_name: Mapped[str] = mapped_column(String(50))
-    role: Mapped[str] = mapped_column(String(16))
-    organization_id: Mapped[str] = mapped_column(
-        String(36), ForeignKey("auth_organizations.id", ondelete="CASCADE"), index=True
-    )
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+    id: str = field(default_factory=new_id)
+    name: str
+    slug: str
+    created_at: datetime = field(default_factory=utcnow)
+    updated_at: datetime = field(default_factory=utcnow)
+
+
+@dataclass(slots=True, eq=False, kw_only=True)
+class User:
+    """One row of `auth_users` (fields in column order)."""
+
+    id: str = field(default_factory=new_id)
+    email: str
+    password_hash: str
+    first_name: str
+    last_name: str
+    role: str
+    organization_id: str
+    created_at: datetime = field(default_factory=utcnow)
+    updated_at: datetime = field(default_factory=utcnow)
 
     @property
     def role_enum(self) -> Role:

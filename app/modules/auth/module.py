@@ -43,5 +43,5 @@ async def seed_demo_data(engine: AsyncEngine, settings: Settings) -> None:
 
 
 def _uow(context: Context) -> AuthUnitOfWork:
-    assert context.session is not None, "auth handlers run inside the transaction middleware"
-    return AuthUnitOfWork(context.session)
+    assert context.tx is not None, "auth handlers run inside the transaction middleware"
+    return AuthUnitOfWork(context.tx)

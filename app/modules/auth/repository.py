@@ -1,53 +1,62 @@
-"""Data access for the auth module's own tables."""
+"""Data access for the auth module's own tables: Core statements compiled once, run in the
+command's transaction."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
 
-from app.modules.auth.model import Organization, User
+from sqlalchemy import bindparam, insert, select
 
+from app.database import DuplicateRow, Query, Transaction
+from app.modules.auth.model import ORGANIZATIONS, USERS, Organization, User
 
-class DuplicateRow(Exception):
-    """A unique constraint refused the row (a concurrent request got there first)."""
+_ORGANIZATION = Query(select(ORGANIZATIONS).where(ORGANIZATIONS.c.id == bindparam("id")))
+_SLUG_TAKEN = Query(
+    select(ORGANIZATIONS.c.id).where(ORGANIZATIONS.c.slug == bindparam("slug")).limit(1)
+)
+_ADD_ORGANIZATION = Query(insert(ORGANIZATIONS))
+_USER = Query(select(USERS).where(USERS.c.id == bindparam("id")))
+_USER_BY_EMAIL = Query(select(USERS).where(USERS.c.email == bindparam("email")))
+_ADD_USER = Query(insert(USERS))
 
 
 class OrganizationRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self._session = session
+    def __init__(self, tx: Transaction) -> None:
+        self._tx = tx
 
     async def get(self, organization_id: str) -> Organization | None:
-        return await self._session.get(Organization, organization_id)
+        row = await self._tx.fetch_one(_ORGANIZATION, {"id": organization_id})
+        return None if row is None else Organization(**_named(ORGANIZATIONS.c.keys(), row))
 
     async def slug_exists(self, slug: str) -> bool:
-        found = await self._session.scalar(
-            select(Organization.id).where(Organization.slug == slug).limit(1)
-        )
-        return found is not None
+        return await self._tx.fetch_one(_SLUG_TAKEN, {"slug": slug}) is not None
 
     async def add(self, organization: Organization) -> None:
-        await _add(self._session, organization)
+        """Raises `DuplicateRow` if the slug was taken meanwhile."""
+        await self._tx.execute(_ADD_ORGANIZATION, dataclasses.asdict(organization))
 
 
 class UserRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self._session = session
+    def __init__(self, tx: Transaction) -> None:
+        self._tx = tx
 
     async def get(self, user_id: str) -> User | None:
-        return await self._session.get(User, user_id)
+        row = await self._tx.fetch_one(_USER, {"id": user_id})
+        return None if row is None else User(**_named(USERS.c.keys(), row))
 
     async def by_email(self, email: str) -> User | None:
-        user: User | None = await self._session.scalar(select(User).where(User.email == email))
-        return user
+        row = await self._tx.fetch_one(_USER_BY_EMAIL, {"email": email})
+        return None if row is None else User(**_named(USERS.c.keys(), row))
 
     async def add(self, user: User) -> None:
-        await _add(self._session, user)
+        """Raises `DuplicateRow` if the email was taken meanwhile."""
+        await self._tx.execute(_ADD_USER, dataclasses.asdict(user))
 
 
-async def _add(session: AsyncSession, row: Organization | User) -> None:
-    session.add(row)
-    try:
-        await session.flush([row])
-    except IntegrityError:
-        raise DuplicateRow from None
+def _named(names: list[str], row: Sequence[Any]) -> dict[str, Any]:
+    return dict(zip(names, row, strict=True))
+
+
+__all__ = ["DuplicateRow", "OrganizationRepository", "UserRepository"]

@@ -11,7 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.clock import utcnow
 from app.db import insert_ignoring_conflicts
-from app.modules.auth.model import Organization, User
+from app.modules.auth.model import ORGANIZATIONS as ORGANIZATION_TABLE
+from app.modules.auth.model import USERS as USER_TABLE
 from app.modules.auth.passwords import PasswordHasher
 
 DEMO_PASSWORD = "Password123!"
@@ -46,7 +47,9 @@ USERS = (
 
 async def seed(session: AsyncSession, passwords: PasswordHasher) -> None:
     present = set(
-        await session.scalars(select(User.id).where(User.id.in_([u["id"] for u in USERS])))
+        await session.scalars(
+            select(USER_TABLE.c.id).where(USER_TABLE.c.id.in_([u["id"] for u in USERS]))
+        )
     )
     missing = [user for user in USERS if user["id"] not in present]
     if not missing:
@@ -54,12 +57,12 @@ async def seed(session: AsyncSession, passwords: PasswordHasher) -> None:
     dialect = session.get_bind().dialect.name
     now = utcnow()
     await session.execute(
-        insert_ignoring_conflicts(Organization.__table__, dialect),  # type: ignore[arg-type]
+        insert_ignoring_conflicts(ORGANIZATION_TABLE, dialect),
         [{**org, "created_at": now, "updated_at": now} for org in ORGANIZATIONS],
     )
     password_hash = await passwords.hash(DEMO_PASSWORD)
     await session.execute(
-        insert_ignoring_conflicts(User.__table__, dialect),  # type: ignore[arg-type]
+        insert_ignoring_conflicts(USER_TABLE, dialect),
         [
             {**user, "password_hash": password_hash, "created_at": now, "updated_at": now}
             for user in missing

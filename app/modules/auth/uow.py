@@ -1,16 +1,15 @@
-"""The auth module's unit of work: its repositories over the command's session.
+"""The auth module's unit of work: its repositories over the command's transaction.
 
 The bus's transaction middleware owns the transaction; nothing here commits.
 """
 
 from __future__ import annotations
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
+from app.database import Transaction
 from app.modules.auth.repository import OrganizationRepository, UserRepository
 
 
 class AuthUnitOfWork:
-    def __init__(self, session: AsyncSession) -> None:
-        self.organizations = OrganizationRepository(session)
-        self.users = UserRepository(session)
+    def __init__(self, tx: Transaction) -> None:
+        self.organizations = OrganizationRepository(tx)
+        self.users = UserRepository(tx)

@@ -31,7 +31,7 @@ from app.modules.events.uow import EventsUnitOfWork
 
 async def create_event(cmd: CreateEvent, uow: EventsUnitOfWork, principal: Principal) -> EventView:
     event = Event.create(cmd, by=principal)
-    uow.events.add(event)
+    await uow.events.add(event)
     return event_view(event)
 
 
@@ -62,6 +62,7 @@ async def find_event(cmd: FindEvent, uow: EventsUnitOfWork, principal: Principal
 async def update_event(cmd: UpdateEvent, uow: EventsUnitOfWork, principal: Principal) -> EventView:
     event = await _load(uow, cmd.event_id, principal)
     event.update(cmd.changes, by=principal)
+    await uow.events.save(event)
     return event_view(event)
 
 
@@ -75,6 +76,7 @@ async def delete_event(cmd: DeleteEvent, uow: EventsUnitOfWork, principal: Princ
 async def submit_event(cmd: SubmitEvent, uow: EventsUnitOfWork, principal: Principal) -> EventView:
     event = await _load(uow, cmd.event_id, principal)
     event.submit(by=principal)
+    await uow.events.save(event)
     return event_view(event)
 
 
@@ -84,6 +86,7 @@ async def approve_event(
     require_reviewer(principal, "approve")
     event = await _load(uow, cmd.event_id, principal)
     event.approve(by=principal)
+    await uow.events.save(event)
     return event_view(event)
 
 
@@ -91,6 +94,7 @@ async def reject_event(cmd: RejectEvent, uow: EventsUnitOfWork, principal: Princ
     require_reviewer(principal, "reject")
     event = await _load(uow, cmd.event_id, principal)
     event.reject(by=principal, reason=cmd.reason)
+    await uow.events.save(event)
     return event_view(event)
 
 

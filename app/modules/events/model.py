@@ -1,5 +1,7 @@
 """The event: its table, and the rules of its workflow (DRAFT -> SUBMITTED -> APPROVED | REJECTED).
 
+`Event` is a plain object: the repository reads and writes its row with Core statements.
+
 Every rule that decides whether a principal may do something to an event lives here, so
 controllers and handlers only load, call, and return.
 """
@@ -7,11 +9,11 @@ controllers and handlers only load, call, and return.
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 
 from msgspec import UNSET
-from sqlalchemy import Index, String, Text
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import Column, Index, String, Table, Text
 
 from app.bus.contracts import CALENDAR_RULE, within_calendar
 from app.bus.envelope import Principal, Role
@@ -61,25 +63,42 @@ def check_dates(start: datetime, end: datetime) -> None:
         )
 
 
-class Event(Base):
-    __tablename__ = "events_events"
-    __table_args__ = (
-        Index("ix_events_events_org_start", "organization_id", "start_date", "id"),
-        Index("ix_events_events_org_creator", "organization_id", "created_by_id"),
-    )
+EVENTS = Table(
+    "events_events",
+    Base.metadata,
+    Column("id", String(36), primary_key=True),
+    Column("organization_id", String(36), nullable=False),
+    Column("created_by_id", String(36), nullable=False),
+    Column("title", String(200), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("location", String(200)),
+    Column("start_date", UTCDateTime(), nullable=False),
+    Column("end_date", UTCDateTime(), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("rejection_reason", String(500)),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Index("ix_events_events_org_start", "organization_id", "start_date", "id"),
+    Index("ix_events_events_org_creator", "organization_id", "created_by_id"),
+)
 
-    id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    organization_id: Mapped[str] = mapped_column(String(36))
-    created_by_id: Mapped[str] = mapped_column(String(36))
-    title: Mapped[str] = mapped_column(String(200))
-    description: Mapped[str] = mapped_column(Text)
-    location: Mapped[str | None] = mapped_column(String(200))
-    start_date: Mapped[datetime] = mapped_column(UTCDateTime())
-    end_date: Mapped[datetime] = mapped_column(UTCDateTime())
-    status: Mapped[str] = mapped_column(String(16))
-    rejection_reason: Mapped[str | None] = mapped_column(String(500))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+@dataclass(slots=True, eq=False)
+class Event:
+    """One row of `events_events` (fields in column order) and the workflow's rules."""
+
+    id: str
+    organization_id: str
+    created_by_id: str
+    title: str
+    description: str
+    location: str | None
+    start_date: datetime
+    end_date: datetime
+    status: str
+    rejection_reason: str | None
+    created_at: datetime
+    updated_at: datetime
 
     @classmethod
     def create(cls, cmd: CreateEvent, by: Principal) -> Event:

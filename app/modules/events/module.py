@@ -56,8 +56,8 @@ def _bind(
         principal = context.envelope.principal
         if principal is None:
             raise Unauthorized("Authentication required", code="AUTH_REQUIRED")
-        assert context.session is not None, "events handlers run inside the transaction middleware"
-        return await handler(cmd, EventsUnitOfWork(context.session), principal)
+        assert context.tx is not None, "events handlers run inside the transaction middleware"
+        return await handler(cmd, EventsUnitOfWork(context.tx), principal)
 
     return run
 

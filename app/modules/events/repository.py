@@ -1,32 +1,63 @@
-"""Data access for `events_events`. The tenant is part of every query, never a check after it."""
+"""Data access for `events_events`: Core statements compiled once, run in the command's
+transaction. The tenant is part of every query, never a check after it."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+import functools
 
-from sqlalchemy import ColumnElement, Select, func, or_, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import (
+    BindParameter,
+    Select,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 
+from app.database import Query, Transaction
 from app.modules.events.contracts import ListEvents
-from app.modules.events.model import Event
+from app.modules.events.model import EVENTS, Event
 
+_C = EVENTS.c
+_TENANT = and_(_C.id == bindparam("event_id"), _C.organization_id == bindparam("tenant"))
+_GET = Query(select(EVENTS).where(_TENANT))
+_GET_FOR_UPDATE = Query(select(EVENTS).where(_TENANT).with_for_update())
+_INSERT = Query(insert(EVENTS))
+_MUTABLE = (
+    "title",
+    "description",
+    "location",
+    "start_date",
+    "end_date",
+    "status",
+    "rejection_reason",
+    "updated_at",
+)
+_UPDATE = Query(update(EVENTS).where(_TENANT).values({name: bindparam(name) for name in _MUTABLE}))
+_DELETE = Query(delete(EVENTS).where(_TENANT))
 _SORT_COLUMNS = {
-    "createdAt": Event.created_at,
-    "startDate": Event.start_date,
-    "title": Event.title,
-    "status": Event.status,
+    "createdAt": _C.created_at,
+    "startDate": _C.start_date,
+    "title": _C.title,
+    "status": _C.status,
 }
 
 
 def _literal_like(text: str) -> str:
-    """A LIKE pattern matching `text` anywhere, with `%`, `_` and `\\` taken literally."""
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    """A LIKE pattern matching `text` anywhere, with `%` and `_` taken literally (escaped with
+    `/`, which both dialects read the same way, unlike a backslash)."""
+    escaped = text.replace("/", "//").replace("%", "/%").replace("_", "/_")
     return f"%{escaped}%"
 
 
 class EventRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self._session = session
+    def __init__(self, tx: Transaction) -> None:
+        self._tx = tx
 
     async def get(
         self, event_id: str, organization_id: str, *, for_update: bool = False
@@ -34,50 +65,84 @@ class EventRepository:
         """The tenant's event. `for_update` locks its row until commit (PostgreSQL; SQLite's
         write transactions are serialised already), so two concurrent transitions of one event
         cannot both start from the same state."""
-        query = select(Event).where(Event.id == event_id, Event.organization_id == organization_id)
-        event: Event | None = await self._session.scalar(
-            query.with_for_update() if for_update else query
+        row = await self._tx.fetch_one(
+            _GET_FOR_UPDATE if for_update else _GET,
+            {"event_id": event_id, "tenant": organization_id},
         )
-        return event
+        return None if row is None else Event(*row)
 
-    def add(self, event: Event) -> None:
-        self._session.add(event)
+    async def add(self, event: Event) -> None:
+        await self._tx.execute(_INSERT, dataclasses.asdict(event))
+
+    async def save(self, event: Event) -> None:
+        """Write the event's changes (everything a command may change) back to its row."""
+        params = {name: getattr(event, name) for name in _MUTABLE}
+        await self._tx.execute(
+            _UPDATE, {**params, "event_id": event.id, "tenant": event.organization_id}
+        )
 
     async def delete(self, event: Event) -> None:
-        await self._session.delete(event)
+        await self._tx.execute(_DELETE, {"event_id": event.id, "tenant": event.organization_id})
 
     async def page(
         self, query: ListEvents, organization_id: str, created_by_id: str | None
-    ) -> tuple[Sequence[Event], int]:
-        """One page of the tenant's events (only `created_by_id`'s when given) and the total."""
-        conditions: list[ColumnElement[bool]] = [Event.organization_id == organization_id]
-        if created_by_id is not None:
-            conditions.append(Event.created_by_id == created_by_id)
-        if query.status is not None:
-            conditions.append(Event.status == query.status)
-        if query.search:
-            pattern = _literal_like(query.search)
-            conditions.append(
-                or_(
-                    Event.title.ilike(pattern, escape="\\"),
-                    Event.description.ilike(pattern, escape="\\"),
-                )
-            )
-        if query.start_date_from is not None:
-            conditions.append(Event.start_date >= query.start_date_from)
-        if query.start_date_to is not None:
-            conditions.append(Event.start_date <= query.start_date_to)
+    ) -> tuple[list[Event], int]:
+        """One page of the tenant's events (only `created_by_id`'s when given) and the total,
+        from one snapshot."""
+        params: dict[str, object] = {
+            "tenant": organization_id,
+            "creator": created_by_id,
+            "status": query.status,
+            "pattern": _literal_like(query.search) if query.search else None,
+            "start_from": query.start_date_from,
+            "start_to": query.start_date_to,
+            "offset": (query.page - 1) * query.limit,
+            "limit": query.limit,
+        }
+        count, rows = _page_queries(
+            created_by_id is not None,
+            query.status is not None,
+            bool(query.search),
+            query.start_date_from is not None,
+            query.start_date_to is not None,
+            query.sort_by,
+            query.sort_order,
+        )
+        totals, found = await self._tx.fetch_consistent((count, params), (rows, params))
+        return [Event(*row) for row in found], int(totals[0][0])
 
-        total = await self._session.scalar(
-            select(func.count()).select_from(Event).where(*conditions)
+
+@functools.cache
+def _page_queries(
+    own_only: bool,
+    by_status: bool,
+    search: bool,
+    start_from: bool,
+    start_to: bool,
+    sort_by: str,
+    sort_order: str,
+) -> tuple[Query, Query]:
+    """The count and page statements for one shape of listing (compiled once per shape)."""
+    conditions = [_C.organization_id == bindparam("tenant")]
+    if own_only:
+        conditions.append(_C.created_by_id == bindparam("creator"))
+    if by_status:
+        conditions.append(_C.status == bindparam("status"))
+    if search:
+        pattern: BindParameter[str] = bindparam("pattern")
+        conditions.append(
+            or_(_C.title.ilike(pattern, escape="/"), _C.description.ilike(pattern, escape="/"))
         )
-        column = _SORT_COLUMNS[query.sort_by]
-        ordered: Select[tuple[Event]] = select(Event).where(*conditions)
-        if query.sort_order == "desc":
-            ordered = ordered.order_by(column.desc(), Event.id.desc())
-        else:
-            ordered = ordered.order_by(column.asc(), Event.id.asc())
-        rows = await self._session.scalars(
-            ordered.offset((query.page - 1) * query.limit).limit(query.limit)
-        )
-        return rows.all(), total or 0
+    if start_from:
+        conditions.append(_C.start_date >= bindparam("start_from", type_=_C.start_date.type))
+    if start_to:
+        conditions.append(_C.start_date <= bindparam("start_to", type_=_C.start_date.type))
+    count = select(func.count()).select_from(EVENTS).where(*conditions)
+    column = _SORT_COLUMNS[sort_by]
+    ordered: Select[tuple[object, ...]] = select(EVENTS).where(*conditions)
+    if sort_order == "desc":
+        ordered = ordered.order_by(column.desc(), _C.id.desc())
+    else:
+        ordered = ordered.order_by(column.asc(), _C.id.asc())
+    page = ordered.offset(bindparam("offset")).limit(bindparam("limit"))
+    return Query(count), Query(page)

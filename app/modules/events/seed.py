@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.clock import utcnow
 from app.db import insert_ignoring_conflicts
-from app.modules.events.model import Event
+from app.modules.events.model import EVENTS as TABLE
 
 ACME_ID = "10000000-0000-0000-0000-000000000001"
 TECH_ID = "10000000-0000-0000-0000-000000000002"
@@ -64,7 +64,7 @@ EVENTS = (
 async def seed(session: AsyncSession) -> None:
     now = utcnow()
     await session.execute(
-        insert_ignoring_conflicts(Event.__table__, session.get_bind().dialect.name),  # type: ignore[arg-type]
+        insert_ignoring_conflicts(TABLE, session.get_bind().dialect.name),
         [
             {**event, "rejection_reason": None, "created_at": now, "updated_at": now}
             for event in EVENTS

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
+from app.database import Transaction
 from app.modules.events.repository import EventRepository
 
 
 class EventsUnitOfWork:
-    def __init__(self, session: AsyncSession) -> None:
-        self.events = EventRepository(session)
+    def __init__(self, tx: Transaction) -> None:
+        self.events = EventRepository(tx)

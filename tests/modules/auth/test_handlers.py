@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from app.bus.envelope import Principal, Role
+from app.database import Query
 from app.errors import Invalid
 from app.modules.auth import handlers
 from app.modules.auth.contracts import (
@@ -20,7 +21,7 @@ from app.modules.auth.contracts import (
     OrganizationNotFound,
     SignUp,
 )
-from app.modules.auth.model import Organization, User, slugify
+from app.modules.auth.model import ORGANIZATIONS, USERS, slugify
 from app.modules.auth.passwords import PasswordHasher
 from app.modules.auth.tokens import TokenIssuer
 from app.modules.auth.uow import AuthUnitOfWork
@@ -42,24 +43,24 @@ def founder(email: str = "founder@globex.com", org: str = "Globex") -> SignUp:
 
 
 async def test_founding_an_org_makes_its_admin_and_a_valid_token(tx: Transactions):
-    async with tx() as session:
-        view = await handlers.sign_up(founder(), AuthUnitOfWork(session), PASSWORDS, TOKENS)
+    async with tx() as t:
+        view = await handlers.sign_up(founder(), AuthUnitOfWork(t), PASSWORDS, TOKENS)
 
     assert view.user.role == Role.ADMIN
     claims = jwt.decode(view.access_token, SECRET, algorithms=["HS256"])
     assert claims["sub"] == view.user.id
     assert claims["organizationId"] == view.user.organization_id
-    async with tx() as session:
-        org = await session.get(Organization, view.user.organization_id)
-        user = await session.get(User, view.user.id)
+    async with tx() as t:
+        org = await AuthUnitOfWork(t).organizations.get(view.user.organization_id)
+        user = await AuthUnitOfWork(t).users.get(view.user.id)
     assert org is not None and org.slug == "globex"
     assert user is not None and user.password_hash.startswith("$2b$04$")
     assert bcrypt.checkpw(b"Founder123!", user.password_hash.encode())
 
 
 async def test_joining_an_org_never_grants_more_than_user(tx: Transactions):
-    async with tx() as session:
-        admin = await handlers.sign_up(founder(), AuthUnitOfWork(session), PASSWORDS, TOKENS)
+    async with tx() as t:
+        admin = await handlers.sign_up(founder(), AuthUnitOfWork(t), PASSWORDS, TOKENS)
     joiner = SignUp(
         email="joiner@globex.com",
         password="Joiner123!",
@@ -67,26 +68,26 @@ async def test_joining_an_org_never_grants_more_than_user(tx: Transactions):
         last_name="Iner",
         organization_id=admin.user.organization_id,
     )
-    async with tx() as session:
-        view = await handlers.sign_up(joiner, AuthUnitOfWork(session), PASSWORDS, TOKENS)
+    async with tx() as t:
+        view = await handlers.sign_up(joiner, AuthUnitOfWork(t), PASSWORDS, TOKENS)
 
     assert view.user.role == Role.USER
 
 
 async def test_failed_signup_writes_nothing(tx: Transactions):
-    async with tx() as session:
-        await handlers.sign_up(founder(), AuthUnitOfWork(session), PASSWORDS, TOKENS)
+    async with tx() as t:
+        await handlers.sign_up(founder(), AuthUnitOfWork(t), PASSWORDS, TOKENS)
 
     with pytest.raises(EmailTaken):
-        async with tx() as session:
+        async with tx() as t:
             await handlers.sign_up(
                 founder(email="FOUNDER@globex.com", org="Another Org"),
-                AuthUnitOfWork(session),
+                AuthUnitOfWork(t),
                 PASSWORDS,
                 TOKENS,
             )
     with pytest.raises(OrganizationNotFound):
-        async with tx() as session:
+        async with tx() as t:
             await handlers.sign_up(
                 SignUp(
                     email="x@y.io",
@@ -95,30 +96,30 @@ async def test_failed_signup_writes_nothing(tx: Transactions):
                     last_name="Lo",
                     organization_id="missing",
                 ),
-                AuthUnitOfWork(session),
+                AuthUnitOfWork(t),
                 PASSWORDS,
                 TOKENS,
             )
 
-    async with tx() as session:
-        assert await session.scalar(select(func.count()).select_from(Organization)) == 1
-        assert await session.scalar(select(func.count()).select_from(User)) == 1
+    async with tx() as t:
+        assert await t.fetch_one(Query(select(func.count()).select_from(ORGANIZATIONS))) == (1,)
+        assert await t.fetch_one(Query(select(func.count()).select_from(USERS))) == (1,)
 
 
 async def test_login_and_me(tx: Transactions):
-    async with tx() as session:
-        signed = await handlers.sign_up(founder(), AuthUnitOfWork(session), PASSWORDS, TOKENS)
+    async with tx() as t:
+        signed = await handlers.sign_up(founder(), AuthUnitOfWork(t), PASSWORDS, TOKENS)
 
-    async with tx() as session:
+    async with tx() as t:
         view = await handlers.log_in(
             LogIn(email=" Founder@Globex.com ", password="Founder123!"),
-            AuthUnitOfWork(session),
+            AuthUnitOfWork(t),
             PASSWORDS,
             TOKENS,
         )
         me = await handlers.get_me(
             GetMe(),
-            AuthUnitOfWork(session),
+            AuthUnitOfWork(t),
             Principal(
                 user_id=signed.user.id,
                 organization_id=signed.user.organization_id,
@@ -129,11 +130,11 @@ async def test_login_and_me(tx: Transactions):
     assert view.expires_in == 600
     assert me.organization.name == "Globex"
 
-    async with tx() as session:
+    async with tx() as t:
         with pytest.raises(InvalidCredentials):
             await handlers.log_in(
                 LogIn(email="founder@globex.com", password="Wrong123!"),
-                AuthUnitOfWork(session),
+                AuthUnitOfWork(t),
                 PASSWORDS,
                 TOKENS,
             )
@@ -156,14 +157,14 @@ async def test_bcrypt_never_runs_on_the_event_loop_thread(tx: Transactions, monk
     monkeypatch.setattr(bcrypt, "checkpw", checkpw)
     hasher = PasswordHasher(rounds=4)
 
-    async with tx() as session:
-        await handlers.sign_up(founder(), AuthUnitOfWork(session), hasher, TOKENS)
-    async with tx() as session:
+    async with tx() as t:
+        await handlers.sign_up(founder(), AuthUnitOfWork(t), hasher, TOKENS)
+    async with tx() as t:
         for email in ("founder@globex.com", "unknown@globex.com"):
             with pytest.raises(InvalidCredentials):
                 await handlers.log_in(
                     LogIn(email=email, password="Wrong123!"),
-                    AuthUnitOfWork(session),
+                    AuthUnitOfWork(t),
                     hasher,
                     TOKENS,
                 )
@@ -182,11 +183,11 @@ async def test_unknown_email_still_pays_for_a_password_check(tx: Transactions, m
 
     monkeypatch.setattr(bcrypt, "checkpw", checkpw)
 
-    async with tx() as session:
+    async with tx() as t:
         with pytest.raises(InvalidCredentials):
             await handlers.log_in(
                 LogIn(email="ghost@nowhere.io", password="Ghost123!"),
-                AuthUnitOfWork(session),
+                AuthUnitOfWork(t),
                 PasswordHasher(rounds=4),
                 TOKENS,
             )

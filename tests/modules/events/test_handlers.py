@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from app.bus.envelope import Principal, Role
+from app.database import Query
 from app.modules.events import handlers
 from app.modules.events.contracts import (
     CreateEvent,
@@ -18,7 +19,7 @@ from app.modules.events.contracts import (
     ListEvents,
     SubmitEvent,
 )
-from app.modules.events.model import Event
+from app.modules.events.model import EVENTS
 from app.modules.events.uow import EventsUnitOfWork
 from tests.modules.conftest import Transactions
 
@@ -37,19 +38,19 @@ def command(title: str = "Planning day", day: int = 1) -> CreateEvent:
 
 
 async def test_created_event_is_persisted_on_commit(tx: Transactions):
-    async with tx() as session:
-        view = await handlers.create_event(command(), EventsUnitOfWork(session), ALICE)
+    async with tx() as t:
+        view = await handlers.create_event(command(), EventsUnitOfWork(t), ALICE)
 
-    async with tx() as session:
-        stored = await session.get(Event, view.id)
+    async with tx() as t:
+        stored = await EventsUnitOfWork(t).events.get(view.id, "org-a")
     assert stored is not None
     assert stored.organization_id == "org-a"
     assert stored.start_date == datetime(2026, 9, 1, 9, tzinfo=UTC)
 
 
 async def test_another_tenants_event_is_not_found_by_any_handler(tx: Transactions):
-    async with tx() as session:
-        view = await handlers.create_event(command(), EventsUnitOfWork(session), ALICE)
+    async with tx() as t:
+        view = await handlers.create_event(command(), EventsUnitOfWork(t), ALICE)
 
     attempts: list[Callable[[EventsUnitOfWork], Awaitable[object]]] = [
         lambda uow: handlers.find_event(FindEvent(event_id=view.id), uow, BOB),
@@ -57,23 +58,23 @@ async def test_another_tenants_event_is_not_found_by_any_handler(tx: Transaction
         lambda uow: handlers.delete_event(DeleteEvent(event_id=view.id), uow, BOB),
     ]
     for attempt in attempts:
-        async with tx() as session:
+        async with tx() as t:
             with pytest.raises(EventNotFound):
-                await attempt(EventsUnitOfWork(session))
+                await attempt(EventsUnitOfWork(t))
 
-    async with tx() as session:
-        assert await session.get(Event, view.id) is not None
+    async with tx() as t:
+        assert await EventsUnitOfWork(t).events.get(view.id, "org-a") is not None
 
 
 async def test_list_is_scoped_to_tenant_and_to_own_events_for_users(tx: Transactions):
-    async with tx() as session:
-        uow = EventsUnitOfWork(session)
+    async with tx() as t:
+        uow = EventsUnitOfWork(t)
         await handlers.create_event(command("Alice one", 1), uow, ALICE)
         await handlers.create_event(command("Carol one", 2), uow, CAROL)
         await handlers.create_event(command("Bob one", 3), uow, BOB)
 
-    async with tx() as session:
-        uow = EventsUnitOfWork(session)
+    async with tx() as t:
+        uow = EventsUnitOfWork(t)
         admin_page = await handlers.list_events(ListEvents(), uow, ALICE)
         user_page = await handlers.list_events(ListEvents(), uow, CAROL)
         other_page = await handlers.list_events(ListEvents(), uow, BOB)
@@ -86,19 +87,18 @@ async def test_list_is_scoped_to_tenant_and_to_own_events_for_users(tx: Transact
 
 async def test_failed_transaction_leaves_nothing_behind(tx: Transactions):
     with pytest.raises(RuntimeError):
-        async with tx() as session:
-            await handlers.create_event(command(), EventsUnitOfWork(session), ALICE)
-            await session.flush()
+        async with tx() as t:
+            await handlers.create_event(command(), EventsUnitOfWork(t), ALICE)
             raise RuntimeError("crash after the write, before commit")
 
-    async with tx() as session:
-        assert await session.scalar(select(func.count()).select_from(Event)) == 0
+    async with tx() as t:
+        assert await t.fetch_one(Query(select(func.count()).select_from(EVENTS))) == (0,)
 
 
 async def test_delete_removes_the_row(tx: Transactions):
-    async with tx() as session:
-        view = await handlers.create_event(command(), EventsUnitOfWork(session), CAROL)
-    async with tx() as session:
-        await handlers.delete_event(DeleteEvent(event_id=view.id), EventsUnitOfWork(session), CAROL)
-    async with tx() as session:
-        assert await session.get(Event, view.id) is None
+    async with tx() as t:
+        view = await handlers.create_event(command(), EventsUnitOfWork(t), CAROL)
+    async with tx() as t:
+        await handlers.delete_event(DeleteEvent(event_id=view.id), EventsUnitOfWork(t), CAROL)
+    async with tx() as t:
+        assert await EventsUnitOfWork(t).events.get(view.id, "org-a") is None

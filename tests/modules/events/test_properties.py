@@ -13,7 +13,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.bus.envelope import Principal, Role
-from app.db import create_engine, write_transaction
+from app.database import open_database
 from app.errors import AppError
 from app.modules.events import handlers
 from app.modules.events.contracts import CreateEvent, EventChanges, EventStatus, ListEvents
@@ -133,7 +133,7 @@ async def _check_pages(
     order: str,
     role: Role,
 ) -> None:
-    engine = create_engine(url)  # connections belong to their event loop; this one is new
+    database = open_database(url)  # connections belong to their event loop; this one is new
     org = str(uuid.uuid4())
     people = {
         name: Principal(
@@ -144,7 +144,7 @@ async def _check_pages(
     try:
         start = datetime(2026, 9, 1, 9, tzinfo=UTC)
         created: dict[str, str] = {}
-        async with write_transaction(engine) as session:
+        async with database.transaction(write=True) as t:
             for day, title, who in data:
                 command = CreateEvent(
                     title=title,
@@ -152,7 +152,7 @@ async def _check_pages(
                     start_date=start + timedelta(days=day),
                     end_date=start + timedelta(days=day, hours=1),
                 )
-                view = await handlers.create_event(command, EventsUnitOfWork(session), people[who])
+                view = await handlers.create_event(command, EventsUnitOfWork(t), people[who])
                 created[view.id] = who
         viewer = Principal(
             user_id=people["creator"].user_id, organization_id=org, role=role, email="v@o.io"
@@ -162,10 +162,10 @@ async def _check_pages(
         seen: list[str] = []
         page = 1
         while True:
-            async with write_transaction(engine) as session:
+            async with database.transaction(write=True) as t:
                 result = await handlers.list_events(
                     ListEvents(page=page, limit=limit, sort_by=sort_by, sort_order=order),  # type: ignore[arg-type]
-                    EventsUnitOfWork(session),
+                    EventsUnitOfWork(t),
                     viewer,
                 )
             seen += [e.id for e in result.data]
@@ -177,4 +177,4 @@ async def _check_pages(
         assert len(seen) == len(set(seen))
         assert set(seen) == visible
     finally:
-        await engine.dispose()
+        await database.close()

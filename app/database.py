@@ -1,0 +1,642 @@
+"""Command transactions on dedicated driver connections, running SQL that SQLAlchemy compiled once.
+
+SQLAlchemy owns the schema (Tables, Alembic migrations, seeding) and compiles every statement
+commands run, once per dialect. Commands then run that SQL on the driver directly, without the
+ORM's per-row work or a greenlet per call:
+
+- **SQLite**: one writer connection (writes are serialised in process by an asyncio lock, in
+  arrival order, and across processes by SQLite's own lock with `BEGIN IMMEDIATE`) and a few
+  reader connections, each with a thread of its own, in WAL mode with `synchronous=NORMAL`.
+  A statement costs one hop to its thread: `BEGIN IMMEDIATE` rides along with a write's first
+  statement, and a read is a single autocommit statement, or one snapshot (`fetch_consistent`).
+  Each connection's work runs in submission order, so a rollback queued after a cancelled
+  statement always runs after it.
+- **PostgreSQL**: an asyncpg pool; a write holds one connection in one transaction, a read uses
+  autocommit statements, or one repeatable-read snapshot.
+
+Datetimes are aware UTC in Python; SQLite stores them as SQLAlchemy's `UTCDateTime` does (naive
+UTC text), so rows written either way read back the same.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+from opentelemetry.trace import SpanKind, Tracer
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.compiler import SQLCompiler
+
+from app.db import SQLITE_BUSY_TIMEOUT_MS, UTCDateTime
+from app.errors import Timeout, Unavailable
+
+T = TypeVar("T")
+Row = Sequence[Any]
+Params = Mapping[str, Any]
+
+_DIALECTS: dict[str, Dialect] = {
+    "sqlite": sqlite.dialect(paramstyle="qmark"),
+    "postgresql": postgresql.asyncpg.dialect(),  # type: ignore[no-untyped-call]
+}
+
+
+class DuplicateRow(Exception):
+    """A unique constraint refused the row (a concurrent request got there first)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Compiled:
+    sql: str
+    names: tuple[str, ...]
+    """The statement's parameter names, in the order the driver takes them."""
+    datetimes: tuple[int, ...]
+    """Result columns that are UTC datetimes (parsed from text on SQLite)."""
+    defaults: Mapping[str, Any]
+    """Values SQLAlchemy put in the statement itself (such as SQLite's `OFFSET 0`)."""
+
+
+class Query:
+    """A SQLAlchemy Core statement, compiled once per dialect on first use. A statement that
+    differs by dialect is given as a function of the dialect's name."""
+
+    __slots__ = ("_compiled", "_statement")
+
+    def __init__(self, statement: ClauseElement | Callable[[str], ClauseElement]) -> None:
+        self._statement = statement
+        self._compiled: dict[str, Compiled] = {}
+
+    def compiled(self, dialect: str) -> Compiled:
+        found = self._compiled.get(dialect)
+        if found is None:
+            statement = self._statement
+            if not isinstance(statement, ClauseElement):
+                statement = statement(dialect)
+            found = self._compiled[dialect] = _compile(statement, dialect)
+        return found
+
+
+def _compile(statement: ClauseElement, dialect: str) -> Compiled:
+    compiled = statement.compile(dialect=_DIALECTS[dialect])
+    assert isinstance(compiled, SQLCompiler)
+    columns = getattr(statement, "selected_columns", ())
+    datetimes = tuple(i for i, c in enumerate(columns) if isinstance(c.type, UTCDateTime))
+    names = tuple(compiled.positiontup or ())
+    defaults = {
+        name: bind.value
+        for name, bind in compiled.binds.items()
+        if name in names and not bind.required and bind.value is not None
+    }
+    return Compiled(compiled.string, names, datetimes, defaults)
+
+
+class Transaction(Protocol):
+    """What a command's handlers see of the database: statements in the command's transaction."""
+
+    dialect: str
+
+    async def fetch_one(self, query: Query, params: Params | None = None) -> Row | None: ...
+
+    async def fetch_all(self, query: Query, params: Params | None = None) -> list[Row]: ...
+
+    async def execute(self, query: Query, params: Params | None = None) -> int:
+        """Run a statement; the number of rows it changed."""
+        ...
+
+    async def fetch_consistent(self, *queries: tuple[Query, Params]) -> list[list[Row]]:
+        """Several reads that see one snapshot of the database."""
+        ...
+
+
+class Database(Protocol):
+    dialect: str
+
+    def transaction(self, *, write: bool) -> AbstractAsyncContextManager[Transaction]:
+        """One transaction: committed when the block ends, rolled back if it raises. A write
+        transaction takes its connection (and on SQLite, the writer) at its first statement."""
+        ...
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+def open_database(
+    database_url: str, *, readers: int = 2, pool_size: int = 10, tracer: Tracer | None = None
+) -> Database:
+    """The database at `database_url` (connected at first use, or by `open()`). With a tracer,
+    every statement is a span (`db.system`, `db.statement`; never the parameters)."""
+    url = make_url(database_url)
+    database: Database
+    if url.get_backend_name() == "sqlite":
+        database = SqliteDatabase(url.database or ":memory:", readers=readers)
+    else:
+        dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
+        database = PostgresDatabase(dsn, pool_size=pool_size)
+    return database if tracer is None else _TracedDatabase(database, tracer)
+
+
+class _TracedDatabase:
+    def __init__(self, inner: Database, tracer: Tracer) -> None:
+        self._inner = inner
+        self._tracer = tracer
+        self.dialect = inner.dialect
+
+    async def open(self) -> None:
+        await self._inner.open()
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+    @asynccontextmanager
+    async def transaction(self, *, write: bool) -> AsyncIterator[Transaction]:
+        async with self._inner.transaction(write=write) as tx:
+            yield _TracedTransaction(tx, self._tracer)
+
+
+class _TracedTransaction:
+    def __init__(self, inner: Transaction, tracer: Tracer) -> None:
+        self._inner = inner
+        self._tracer = tracer
+        self.dialect = inner.dialect
+
+    def _span(self, query: Query) -> Any:
+        sql = query.compiled(self.dialect).sql
+        return self._tracer.start_as_current_span(
+            sql.split(None, 1)[0],
+            kind=SpanKind.CLIENT,
+            attributes={"db.system": self.dialect, "db.statement": sql},
+        )
+
+    async def fetch_one(self, query: Query, params: Params | None = None) -> Row | None:
+        with self._span(query):
+            return await self._inner.fetch_one(query, params)
+
+    async def fetch_all(self, query: Query, params: Params | None = None) -> list[Row]:
+        with self._span(query):
+            return await self._inner.fetch_all(query, params)
+
+    async def execute(self, query: Query, params: Params | None = None) -> int:
+        with self._span(query):
+            return await self._inner.execute(query, params)
+
+    async def fetch_consistent(self, *queries: tuple[Query, Params]) -> list[list[Row]]:
+        with self._span(queries[0][0]):
+            return await self._inner.fetch_consistent(*queries)
+
+
+# SQLite ------------------------------------------------------------------------------------------
+
+
+def _sqlite_param(value: Any) -> Any:
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return (
+            f"{value.year:04d}-{value.month:02d}-{value.day:02d} "
+            f"{value.hour:02d}:{value.minute:02d}:{value.second:02d}.{value.microsecond:06d}"
+        )
+    return value
+
+
+def _values(compiled: Compiled, params: Params | None) -> Params:
+    if compiled.defaults:
+        return {**compiled.defaults, **(params or {})}
+    assert params is not None, "the statement has parameters"
+    return params
+
+
+def _sqlite_args(compiled: Compiled, params: Params | None) -> tuple[Any, ...]:
+    if not compiled.names:
+        return ()
+    values = _values(compiled, params)
+    return tuple(_sqlite_param(values[name]) for name in compiled.names)
+
+
+def _sqlite_rows(compiled: Compiled, rows: list[Any]) -> list[Row]:
+    if not compiled.datetimes or not rows:
+        return rows
+    positions = compiled.datetimes
+    converted: list[Row] = []
+    for row in rows:
+        values = list(row)
+        for i in positions:
+            if values[i] is not None:
+                values[i] = datetime.fromisoformat(values[i]).replace(tzinfo=UTC)
+        converted.append(values)
+    return converted
+
+
+def sqlite_error(exc: sqlite3.Error) -> Exception:
+    """What a SQLite error means to a command (a busy database is a transient `Unavailable`)."""
+    if isinstance(exc, sqlite3.IntegrityError) and "UNIQUE" in str(exc):
+        return DuplicateRow(str(exc))
+    text = str(exc).lower()
+    if "database is locked" in text or "database is busy" in text:
+        return Unavailable(
+            "The database is busy; please try again", code="DATABASE_BUSY", retry_after=1
+        )
+    return exc
+
+
+class _Connection:
+    """One sqlite3 connection and the one thread that uses it; work runs in submission order."""
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="sqlite")
+        self._db: sqlite3.Connection | None = None
+
+    async def open(self) -> None:
+        await self.run(self._connect)
+
+    def _connect(self) -> None:
+        db = sqlite3.connect(
+            self._path,
+            timeout=SQLITE_BUSY_TIMEOUT_MS / 1000,
+            isolation_level=None,  # transactions are begun and ended explicitly
+            check_same_thread=False,
+        )
+        db.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        db.execute("PRAGMA journal_mode = WAL")
+        db.execute("PRAGMA synchronous = NORMAL")
+        db.execute("PRAGMA foreign_keys = ON")
+        self._db = db
+
+    async def run(self, work: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._thread, work, *args)
+        except sqlite3.Error as exc:
+            raise sqlite_error(exc) from None
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        assert self._db is not None, "the connection is not open"
+        return self._db
+
+    async def close(self) -> None:
+        if self._db is not None:
+            await self.run(self.db.close)
+        self._thread.shutdown(wait=True)
+
+
+class SqliteDatabase:
+    dialect = "sqlite"
+
+    def __init__(self, path: str, *, readers: int = 2) -> None:
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self._writer = _Connection(path)
+        self._write_lock = asyncio.Lock()
+        self._all_readers = [_Connection(path) for _ in range(readers)]
+        self._readers: asyncio.Queue[_Connection] = asyncio.Queue()
+        self._opened = False
+        self._opening = asyncio.Lock()
+
+    async def open(self) -> None:
+        async with self._opening:  # the first transactions may ask at once
+            if self._opened:
+                return
+            await self._writer.open()
+            for reader in self._all_readers:
+                await reader.open()
+                self._readers.put_nowait(reader)
+            self._opened = True
+
+    async def close(self) -> None:
+        if not self._opened:
+            return
+        self._opened = False
+        await self._writer.close()
+        for reader in self._all_readers:
+            await reader.close()
+
+    @asynccontextmanager
+    async def transaction(self, *, write: bool) -> AsyncIterator[Transaction]:
+        if not self._opened:
+            await self.open()
+        if write:
+            writes = _SqliteWrite(self._writer, self._write_lock)
+            try:
+                yield writes
+            except BaseException:
+                await writes.end(commit=False)
+                raise
+            await writes.end(commit=True)
+        else:
+            reads = _SqliteRead(self._readers)
+            try:
+                yield reads
+            finally:
+                reads.release()
+
+
+def _fetch(db: sqlite3.Connection, begin: str | None, sql: str, args: tuple[Any, ...]) -> Any:
+    if begin is not None:
+        db.execute(begin)
+    return db.execute(sql, args).fetchall()
+
+
+def _change(db: sqlite3.Connection, begin: str | None, sql: str, args: tuple[Any, ...]) -> int:
+    if begin is not None:
+        db.execute(begin)
+    return db.execute(sql, args).rowcount
+
+
+def _snapshot(
+    db: sqlite3.Connection, begin: str, statements: list[tuple[str, tuple[Any, ...]]]
+) -> list[Any]:
+    """Several reads in one transaction (opened here unless one is open already)."""
+    own = not db.in_transaction
+    if own:
+        db.execute(begin)
+    try:
+        return [db.execute(sql, args).fetchall() for sql, args in statements]
+    finally:
+        if own:
+            db.execute("COMMIT")
+
+
+def _end(db: sqlite3.Connection, commit: bool) -> None:
+    if not db.in_transaction:
+        return
+    if not commit:
+        db.execute("ROLLBACK")
+        return
+    try:
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:  # the COMMIT failed: nothing was written
+            db.execute("ROLLBACK")
+        raise
+
+
+class _SqliteWrite:
+    """A write transaction: the writer is taken at the first statement (so work before it, such
+    as hashing a password, holds no lock), and `BEGIN IMMEDIATE` goes with that statement."""
+
+    dialect = "sqlite"
+
+    def __init__(self, writer: _Connection, lock: asyncio.Lock) -> None:
+        self._writer = writer
+        self._lock = lock
+        self._holding = False
+
+    async def _begin(self) -> str | None:
+        if self._holding:
+            return None
+        await self._lock.acquire()
+        self._holding = True
+        return "BEGIN IMMEDIATE"
+
+    async def fetch_one(self, query: Query, params: Params | None = None) -> Row | None:
+        rows = await self.fetch_all(query, params)
+        return rows[0] if rows else None
+
+    async def fetch_all(self, query: Query, params: Params | None = None) -> list[Row]:
+        compiled = query.compiled("sqlite")
+        begin = await self._begin()
+        rows = await self._writer.run(
+            _fetch, self._writer.db, begin, compiled.sql, _sqlite_args(compiled, params)
+        )
+        return _sqlite_rows(compiled, rows)
+
+    async def execute(self, query: Query, params: Params | None = None) -> int:
+        compiled = query.compiled("sqlite")
+        begin = await self._begin()
+        changed: int = await self._writer.run(
+            _change, self._writer.db, begin, compiled.sql, _sqlite_args(compiled, params)
+        )
+        return changed
+
+    async def fetch_consistent(self, *queries: tuple[Query, Params]) -> list[list[Row]]:
+        return [await self.fetch_all(query, params) for query, params in queries]
+
+    async def end(self, *, commit: bool) -> None:
+        if not self._holding:
+            return
+        try:
+            await self._writer.run(_end, self._writer.db, commit)
+        finally:
+            # Released even if this wait is cancelled: the writer's thread runs the ROLLBACK or
+            # COMMIT before anything the next writer sends.
+            self._holding = False
+            self._lock.release()
+
+
+class _SqliteRead:
+    """Reads on a reader connection, taken at the first statement: each statement on its own is
+    a consistent snapshot; `fetch_consistent` gives several one snapshot."""
+
+    dialect = "sqlite"
+
+    def __init__(self, readers: asyncio.Queue[_Connection]) -> None:
+        self._readers = readers
+        self._reader: _Connection | None = None
+
+    async def _connection(self) -> _Connection:
+        if self._reader is None:
+            self._reader = await self._readers.get()
+        return self._reader
+
+    def release(self) -> None:
+        if self._reader is not None:
+            self._readers.put_nowait(self._reader)
+            self._reader = None
+
+    async def fetch_one(self, query: Query, params: Params | None = None) -> Row | None:
+        rows = await self.fetch_all(query, params)
+        return rows[0] if rows else None
+
+    async def fetch_all(self, query: Query, params: Params | None = None) -> list[Row]:
+        compiled = query.compiled("sqlite")
+        reader = await self._connection()
+        rows = await reader.run(
+            _fetch, reader.db, None, compiled.sql, _sqlite_args(compiled, params)
+        )
+        return _sqlite_rows(compiled, rows)
+
+    async def execute(self, query: Query, params: Params | None = None) -> int:
+        raise RuntimeError("a read-only command cannot change the database")
+
+    async def fetch_consistent(self, *queries: tuple[Query, Params]) -> list[list[Row]]:
+        compiled = [(query.compiled("sqlite"), params) for query, params in queries]
+        reader = await self._connection()
+        results = await reader.run(
+            _snapshot,
+            reader.db,
+            "BEGIN",
+            [(c.sql, _sqlite_args(c, params)) for c, params in compiled],
+        )
+        return [_sqlite_rows(c, rows) for (c, _), rows in zip(compiled, results, strict=True)]
+
+
+# PostgreSQL --------------------------------------------------------------------------------------
+
+_ROW_COUNT = re.compile(r"(\d+)$")
+
+
+class PostgresDatabase:
+    dialect = "postgresql"
+
+    def __init__(self, dsn: str, *, pool_size: int = 10) -> None:
+        self._dsn = dsn
+        self._pool_size = pool_size
+        self._pool: Any = None
+        self._opening = asyncio.Lock()
+
+    async def open(self) -> None:
+        import asyncpg
+
+        async with self._opening:
+            if self._pool is None:
+                try:
+                    self._pool = await asyncpg.create_pool(
+                        self._dsn, min_size=0, max_size=self._pool_size
+                    )
+                except (OSError, asyncpg.PostgresError) as exc:
+                    raise _pg_error(exc) from None
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            await pool.close()
+
+    @asynccontextmanager
+    async def transaction(self, *, write: bool) -> AsyncIterator[Transaction]:
+        if self._pool is None:
+            await self.open()
+        tx = _PgTransaction(self._pool, write)
+        try:
+            yield tx
+        except BaseException:
+            await tx.end(commit=False)
+            raise
+        await tx.end(commit=True)
+
+
+def _pg_error(exc: BaseException) -> Exception:
+    import asyncpg
+
+    if isinstance(exc, asyncpg.UniqueViolationError):
+        return DuplicateRow(str(exc))
+    sqlstate = getattr(exc, "sqlstate", None)
+    if sqlstate in ("40001", "40P01"):  # serialization failure, deadlock
+        return Unavailable(
+            "A concurrent change got in the way; please try again",
+            code="DATABASE_CONFLICT",
+            retry_after=1,
+        )
+    if isinstance(
+        exc,
+        OSError
+        | asyncpg.InterfaceError
+        | asyncpg.ConnectionDoesNotExistError
+        | asyncpg.CannotConnectNowError
+        | asyncpg.TooManyConnectionsError,
+    ):
+        return Unavailable("The database connection was lost", code="DATABASE_UNAVAILABLE")
+    assert isinstance(exc, Exception)
+    return exc
+
+
+def _pg_args(compiled: Compiled, params: Params | None) -> list[Any]:
+    if not compiled.names:
+        return []
+    values = _values(compiled, params)
+    return [values[name] for name in compiled.names]
+
+
+class _PgTransaction:
+    dialect = "postgresql"
+
+    def __init__(self, pool: Any, write: bool) -> None:
+        self._pool = pool
+        self._write = write
+        self._connection: Any = None
+        self._transaction: Any = None
+
+    async def _ready(self) -> Any:
+        if self._connection is None:
+            self._connection = await self._pool.acquire()
+            if self._write:
+                self._transaction = self._connection.transaction()
+                await self._transaction.start()
+        return self._connection
+
+    async def _run(self, method: str, query: Query, params: Params | None) -> Any:
+        compiled = query.compiled("postgresql")
+        try:
+            connection = await self._ready()
+            return await getattr(connection, method)(compiled.sql, *_pg_args(compiled, params))
+        except Exception as exc:
+            raise _pg_error(exc) from None
+
+    async def fetch_one(self, query: Query, params: Params | None = None) -> Row | None:
+        row: Row | None = await self._run("fetchrow", query, params)
+        return row
+
+    async def fetch_all(self, query: Query, params: Params | None = None) -> list[Row]:
+        rows: list[Row] = await self._run("fetch", query, params)
+        return rows
+
+    async def execute(self, query: Query, params: Params | None = None) -> int:
+        if not self._write:
+            raise RuntimeError("a read-only command cannot change the database")
+        status: str = await self._run("execute", query, params)
+        found = _ROW_COUNT.search(status)
+        return int(found.group(1)) if found else 0
+
+    async def fetch_consistent(self, *queries: tuple[Query, Params]) -> list[list[Row]]:
+        if self._write:
+            return [await self.fetch_all(query, params) for query, params in queries]
+        try:
+            connection = await self._ready()
+            async with connection.transaction(isolation="repeatable_read", readonly=True):
+                results = []
+                for query, params in queries:
+                    compiled = query.compiled("postgresql")
+                    results.append(
+                        await connection.fetch(compiled.sql, *_pg_args(compiled, params))
+                    )
+                return results
+        except Exception as exc:
+            raise _pg_error(exc) from None
+
+    async def end(self, *, commit: bool) -> None:
+        connection, self._connection = self._connection, None
+        if connection is None:
+            return
+        try:
+            if self._transaction is None:
+                return
+            if not commit:
+                try:
+                    await self._transaction.rollback()
+                except Exception:  # a broken connection: the pool discards it on release
+                    return
+                return
+            try:
+                await self._transaction.commit()
+            except Exception as exc:
+                error = _pg_error(exc)
+                if isinstance(error, Unavailable) and error.code == "DATABASE_UNAVAILABLE":
+                    # Lost during COMMIT: it may have been written. Not "never took effect".
+                    raise Timeout(
+                        "The database connection was lost while committing",
+                        code="DATABASE_COMMIT_UNKNOWN",
+                    ) from None
+                raise error from None
+        finally:
+            await self._pool.release(connection)
