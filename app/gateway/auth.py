@@ -5,16 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Request, Response, get, post
-from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
-from app.bus.bus import Bus
-from app.bus.envelope import Principal
 from app.errors import AppError
+from app.gateway.call import TheCall
 from app.gateway.idempotency import IdempotencyKey, replied
-from app.gateway.policy import RoutePolicies
 from app.gateway.problems import problem_responses
-from app.gateway.ratelimit import RateLimits, client_of
+from app.gateway.ratelimit import client_of
 from app.gateway.security import BEARER_SCHEME, authenticated
 from app.modules.auth.contracts import (
     GetMe,
@@ -25,8 +22,6 @@ from app.modules.auth.contracts import (
     SignUp,
     SignUpView,
 )
-
-Policies = NamedDependency[RoutePolicies]
 
 
 class AuthController(Controller):
@@ -43,13 +38,15 @@ class AuthController(Controller):
     async def sign_up(
         self,
         data: JSONBody[SignUp],
-        bus: NamedDependency[Bus],
-        policies: Policies,
+        call: TheCall,
         idempotency_key: IdempotencyKey = None,
     ) -> Response[SignUpView]:
         """Join an organization (`organizationId`) as USER, or found one (`organizationName`)."""
-        outcome = await bus.call(
-            {"cmd": "auth.signup"}, data, idempotency_key=idempotency_key, policy=policies.signup
+        outcome = await call.bus.call(
+            {"cmd": "auth.signup"},
+            data,
+            idempotency_key=idempotency_key,
+            policy=call.policies.signup,
         )
         return replied(outcome, 201)
 
@@ -64,18 +61,18 @@ class AuthController(Controller):
         self,
         request: Request[Any, Any, Any],
         data: JSONBody[LogIn],
-        bus: NamedDependency[Bus],
-        policies: Policies,
-        limits: NamedDependency[RateLimits],
+        call: TheCall,
     ) -> LoginView:
         """After too many failed logins for one email from one client, answers 429."""
         client = client_of(request.scope)
-        await limits.check_login(data.email, client)
+        await call.limits.check_login(data.email, client)
         try:
-            view: LoginView = await bus.send({"cmd": "auth.login"}, data, policy=policies.login)
+            view: LoginView = await call.bus.send(
+                {"cmd": "auth.login"}, data, policy=call.policies.login
+            )
         except AppError as error:
             if error.code == InvalidCredentials.default_code:
-                await limits.login_failed(data.email, client)
+                await call.limits.login_failed(data.email, client)
             raise
         return view
 
@@ -86,10 +83,8 @@ class AuthController(Controller):
         security=[{BEARER_SCHEME: []}],
         responses=problem_responses(401),
     )
-    async def me(
-        self, principal: NamedDependency[Principal], bus: NamedDependency[Bus], policies: Policies
-    ) -> MeView:
-        view: MeView = await bus.send(
-            {"cmd": "auth.getMe"}, GetMe(), principal=principal, policy=policies.me
+    async def me(self, call: TheCall) -> MeView:
+        view: MeView = await call.bus.send(
+            {"cmd": "auth.getMe"}, GetMe(), principal=call.principal, policy=call.policies.me
         )
         return view

@@ -6,13 +6,10 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from litestar import Controller, Response, delete, get, patch, post
-from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
-from app.bus.bus import Bus
-from app.bus.envelope import Principal
+from app.gateway.call import Call, TheCall
 from app.gateway.idempotency import IdempotencyKey, replied
-from app.gateway.policy import RoutePolicies
 from app.gateway.problems import problem_responses
 from app.gateway.security import BEARER_SCHEME, authenticated
 from app.gateway.validation import QUERY_OPT
@@ -35,10 +32,6 @@ from app.modules.events.contracts import (
     UpdateEvent,
 )
 
-Caller = NamedDependency[Principal]
-Policies = NamedDependency[RoutePolicies]
-TheBus = NamedDependency[Bus]
-
 
 class EventsController(Controller):
     path = "/events"
@@ -50,12 +43,10 @@ class EventsController(Controller):
     async def create(
         self,
         data: JSONBody[CreateEvent],
-        principal: Caller,
-        bus: TheBus,
-        policies: Policies,
+        call: TheCall,
         idempotency_key: IdempotencyKey = None,
     ) -> Response[EventView]:
-        return await _write(bus, "events.create", data, principal, policies, idempotency_key, 201)
+        return await _write(call, "events.create", data, idempotency_key, 201)
 
     @get(
         "/",
@@ -65,9 +56,7 @@ class EventsController(Controller):
     )
     async def list(
         self,
-        principal: Caller,
-        bus: TheBus,
-        policies: Policies,
+        call: TheCall,
         page: Annotated[
             int, QueryParameter(ge=1, le=MAX_PAGE, description="Page number, from 1")
         ] = 1,
@@ -100,20 +89,22 @@ class EventsController(Controller):
             start_date_from=start_date_from,
             start_date_to=start_date_to,
         )
-        result: EventPage = await bus.send(
-            {"cmd": "events.findAll"}, query, principal=principal, policy=policies.list
+        result: EventPage = await call.bus.send(
+            {"cmd": "events.findAll"}, query, principal=call.principal, policy=call.policies.list
         )
         return result
 
     @get("/{event_id:str}", summary="One event", responses=problem_responses(401, 403, 404))
     async def find(
-        self, event_id: FromPath[str], principal: Caller, bus: TheBus, policies: Policies
+        self,
+        event_id: FromPath[str],
+        call: TheCall,
     ) -> EventView:
-        view: EventView = await bus.send(
+        view: EventView = await call.bus.send(
             {"cmd": "events.findOne"},
             FindEvent(event_id=event_id),
-            principal=principal,
-            policy=policies.read_one,
+            principal=call.principal,
+            policy=call.policies.read_one,
         )
         return view
 
@@ -126,13 +117,11 @@ class EventsController(Controller):
         self,
         event_id: FromPath[str],
         data: JSONBody[EventChanges],
-        principal: Caller,
-        bus: TheBus,
-        policies: Policies,
+        call: TheCall,
         idempotency_key: IdempotencyKey = None,
     ) -> Response[EventView]:
         command = UpdateEvent(event_id=event_id, changes=data)
-        return await _write(bus, "events.update", command, principal, policies, idempotency_key)
+        return await _write(call, "events.update", command, idempotency_key)
 
     @delete(
         "/{event_id:str}",
@@ -143,15 +132,11 @@ class EventsController(Controller):
     async def remove(
         self,
         event_id: FromPath[str],
-        principal: Caller,
-        bus: TheBus,
-        policies: Policies,
+        call: TheCall,
         idempotency_key: IdempotencyKey = None,
     ) -> Response[None]:
         command = DeleteEvent(event_id=event_id)
-        return await _write(
-            bus, "events.delete", command, principal, policies, idempotency_key, 204
-        )
+        return await _write(call, "events.delete", command, idempotency_key, 204)
 
     @post(
         "/{event_id:str}/submit",
@@ -162,13 +147,11 @@ class EventsController(Controller):
     async def submit(
         self,
         event_id: FromPath[str],
-        principal: Caller,
-        bus: TheBus,
-        policies: Policies,
+        call: TheCall,
         idempotency_key: IdempotencyKey = None,
     ) -> Response[EventView]:
         command = SubmitEvent(event_id=event_id)
-        return await _write(bus, "events.submit", command, principal, policies, idempotency_key)
+        return await _write(call, "events.submit", command, idempotency_key)
 
     @post(
         "/{event_id:str}/approve",
@@ -179,13 +162,11 @@ class EventsController(Controller):
     async def approve(
         self,
         event_id: FromPath[str],
-        principal: Caller,
-        bus: TheBus,
-        policies: Policies,
+        call: TheCall,
         idempotency_key: IdempotencyKey = None,
     ) -> Response[EventView]:
         command = ApproveEvent(event_id=event_id)
-        return await _write(bus, "events.approve", command, principal, policies, idempotency_key)
+        return await _write(call, "events.approve", command, idempotency_key)
 
     @post(
         "/{event_id:str}/reject",
@@ -197,29 +178,25 @@ class EventsController(Controller):
         self,
         event_id: FromPath[str],
         data: JSONBody[Rejection],
-        principal: Caller,
-        bus: TheBus,
-        policies: Policies,
+        call: TheCall,
         idempotency_key: IdempotencyKey = None,
     ) -> Response[EventView]:
         command = RejectEvent(event_id=event_id, reason=data.reason)
-        return await _write(bus, "events.reject", command, principal, policies, idempotency_key)
+        return await _write(call, "events.reject", command, idempotency_key)
 
 
 async def _write(
-    bus: Bus,
+    call: Call,
     cmd: str,
     payload: object,
-    principal: Principal,
-    policies: RoutePolicies,
     idempotency_key: str | None,
     status_code: int = 200,
 ) -> Response[Any]:
-    outcome = await bus.call(
+    outcome = await call.bus.call(
         {"cmd": cmd},
         payload,
-        principal=principal,
+        principal=call.principal,
         idempotency_key=idempotency_key,
-        policy=policies.write,
+        policy=call.policies.write,
     )
     return replied(outcome, status_code)

@@ -22,13 +22,14 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from app.bus.bus import Bus
 from app.gateway.auth import AuthController
+from app.gateway.call import CallFactory
 from app.gateway.correlation import CorrelationASGI
 from app.gateway.events import EventsController
 from app.gateway.health import HealthController, Probes
 from app.gateway.policy import RoutePolicies
 from app.gateway.problems import EXCEPTION_HANDLERS
 from app.gateway.ratelimit import RateLimitASGI, RateLimits
-from app.gateway.security import BEARER_SCHEME, TokenVerifier, current_principal
+from app.gateway.security import BEARER_SCHEME, TokenVerifier
 from app.gateway.validation import validate_request
 from app.settings import Settings
 
@@ -79,11 +80,8 @@ def create_gateway(
             ),
         ],
         dependencies={
-            "bus": Provide(lambda: bus, sync_to_thread=False),
-            "policies": Provide(lambda: policies, sync_to_thread=False),
+            "call": Provide(CallFactory(bus, policies, limits), sync_to_thread=False),
             "probes": Provide(lambda: probes, sync_to_thread=False),
-            "limits": Provide(lambda: limits, sync_to_thread=False),
-            "principal": Provide(current_principal, sync_to_thread=False),
         },
         before_request=validate_request,
         exception_handlers=EXCEPTION_HANDLERS,

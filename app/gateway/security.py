@@ -15,7 +15,6 @@ from typing import Any
 
 import jwt
 import msgspec
-from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.handlers import BaseRouteHandler
 
@@ -93,11 +92,3 @@ async def authenticated(
         raise Unauthorized("Invalid token", code="INVALID_TOKEN")
     verifier: TokenVerifier = connection.app.state.token_verifier
     connection.state.principal = verifier.verify(token.strip())
-
-
-def current_principal(request: Request[Any, Any, Any]) -> Principal:
-    """Dependency: the principal the `authenticated` guard established."""
-    principal: Principal | None = request.state.get("principal")
-    if principal is None:
-        raise Unauthorized("Authentication required", code="AUTH_REQUIRED")
-    return principal
