@@ -10,7 +10,11 @@ ORM's per-row work or a greenlet per call:
   A statement costs one hop to its thread: `BEGIN IMMEDIATE` rides along with a write's first
   statement, and a read is a single autocommit statement, or one snapshot (`fetch_consistent`).
   Each connection's work runs in submission order, so a rollback queued after a cancelled
-  statement always runs after it.
+  statement always runs after it. Point reads (one row by key, `Query(point=True)`) of read-only
+  commands run on the event loop's own read-only connection instead: a hot B-tree lookup takes
+  microseconds, less than a hop to a thread (which, on a busy loop, also waits for the GIL). It
+  never waits: its busy timeout is zero, and a read that would have to wait (a WAL reader almost
+  never does) goes to a reader thread instead.
 - **PostgreSQL**: an asyncpg pool; a write holds one connection in one transaction, a read uses
   autocommit statements, or one repeatable-read snapshot.
 
@@ -67,13 +71,20 @@ class Compiled:
 
 class Query:
     """A SQLAlchemy Core statement, compiled once per dialect on first use. A statement that
-    differs by dialect is given as a function of the dialect's name."""
+    differs by dialect is given as a function of the dialect's name.
 
-    __slots__ = ("_compiled", "_statement")
+    `point=True` marks a lookup of at most one row through a primary key or unique index: on
+    SQLite, a read-only command runs it on the event loop's own connection (see `_SqliteRead`).
+    """
 
-    def __init__(self, statement: ClauseElement | Callable[[str], ClauseElement]) -> None:
+    __slots__ = ("_compiled", "_statement", "point")
+
+    def __init__(
+        self, statement: ClauseElement | Callable[[str], ClauseElement], *, point: bool = False
+    ) -> None:
         self._statement = statement
         self._compiled: dict[str, Compiled] = {}
+        self.point = point
 
     def compiled(self, dialect: str) -> Compiled:
         found = self._compiled.get(dialect)
@@ -237,16 +248,40 @@ def _sqlite_rows(compiled: Compiled, rows: list[Any]) -> list[Row]:
     return converted
 
 
+def _is_busy(exc: sqlite3.Error) -> bool:
+    text = str(exc).lower()
+    return "database is locked" in text or "database is busy" in text
+
+
 def sqlite_error(exc: sqlite3.Error) -> Exception:
     """What a SQLite error means to a command (a busy database is a transient `Unavailable`)."""
     if isinstance(exc, sqlite3.IntegrityError) and "UNIQUE" in str(exc):
         return DuplicateRow(str(exc))
-    text = str(exc).lower()
-    if "database is locked" in text or "database is busy" in text:
+    if _is_busy(exc):
         return Unavailable(
             "The database is busy; please try again", code="DATABASE_BUSY", retry_after=1
         )
     return exc
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    """Mark a result nobody waited for as seen (its caller was cancelled)."""
+    if not future.cancelled():
+        future.exception()
+
+
+def _sqlite_connect(path: str, *, busy_timeout_ms: int) -> sqlite3.Connection:
+    db = sqlite3.connect(
+        path,
+        timeout=busy_timeout_ms / 1000,
+        isolation_level=None,  # transactions are begun and ended explicitly
+        check_same_thread=False,
+    )
+    db.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
+    db.execute("PRAGMA journal_mode = WAL")
+    db.execute("PRAGMA synchronous = NORMAL")
+    db.execute("PRAGMA foreign_keys = ON")
+    return db
 
 
 class _Connection:
@@ -261,22 +296,15 @@ class _Connection:
         await self.run(self._connect)
 
     def _connect(self) -> None:
-        db = sqlite3.connect(
-            self._path,
-            timeout=SQLITE_BUSY_TIMEOUT_MS / 1000,
-            isolation_level=None,  # transactions are begun and ended explicitly
-            check_same_thread=False,
-        )
-        db.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
-        db.execute("PRAGMA journal_mode = WAL")
-        db.execute("PRAGMA synchronous = NORMAL")
-        db.execute("PRAGMA foreign_keys = ON")
-        self._db = db
+        self._db = _sqlite_connect(self._path, busy_timeout_ms=SQLITE_BUSY_TIMEOUT_MS)
 
     async def run(self, work: Callable[..., T], *args: Any) -> T:
-        loop = asyncio.get_running_loop()
+        """Run `work` on the connection's thread. Once submitted it runs, even if the caller
+        stops waiting: a COMMIT or ROLLBACK must never be dropped from the queue."""
+        future = asyncio.wrap_future(self._thread.submit(work, *args))
+        future.add_done_callback(_retrieve)
         try:
-            return await loop.run_in_executor(self._thread, work, *args)
+            return await asyncio.shield(future)
         except sqlite3.Error as exc:
             raise sqlite_error(exc) from None
 
@@ -301,6 +329,8 @@ class SqliteDatabase:
         self._write_lock = asyncio.Lock()
         self._all_readers = [_Connection(path) for _ in range(readers)]
         self._readers: asyncio.Queue[_Connection] = asyncio.Queue()
+        self._path = path
+        self._inline: sqlite3.Connection | None = None
         self._opened = False
         self._opening = asyncio.Lock()
 
@@ -312,6 +342,9 @@ class SqliteDatabase:
             for reader in self._all_readers:
                 await reader.open()
                 self._readers.put_nowait(reader)
+            inline = _sqlite_connect(self._path, busy_timeout_ms=0)
+            inline.execute("PRAGMA query_only = ON")
+            self._inline = inline
             self._opened = True
 
     async def close(self) -> None:
@@ -321,6 +354,9 @@ class SqliteDatabase:
         await self._writer.close()
         for reader in self._all_readers:
             await reader.close()
+        if self._inline is not None:
+            self._inline.close()
+            self._inline = None
 
     @asynccontextmanager
     async def transaction(self, *, write: bool) -> AsyncIterator[Transaction]:
@@ -335,7 +371,7 @@ class SqliteDatabase:
                 raise
             await writes.end(commit=True)
         else:
-            reads = _SqliteRead(self._readers)
+            reads = _SqliteRead(self._readers, self._inline)
             try:
                 yield reads
             finally:
@@ -441,8 +477,11 @@ class _SqliteRead:
 
     dialect = "sqlite"
 
-    def __init__(self, readers: asyncio.Queue[_Connection]) -> None:
+    def __init__(
+        self, readers: asyncio.Queue[_Connection], inline: sqlite3.Connection | None
+    ) -> None:
         self._readers = readers
+        self._inline = inline
         self._reader: _Connection | None = None
 
     async def _connection(self) -> _Connection:
@@ -461,6 +500,16 @@ class _SqliteRead:
 
     async def fetch_all(self, query: Query, params: Params | None = None) -> list[Row]:
         compiled = query.compiled("sqlite")
+        if query.point and self._inline is not None:
+            try:
+                found = self._inline.execute(
+                    compiled.sql, _sqlite_args(compiled, params)
+                ).fetchall()
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc):
+                    raise sqlite_error(exc) from None
+            else:
+                return _sqlite_rows(compiled, found)
         reader = await self._connection()
         rows = await reader.run(
             _fetch, reader.db, None, compiled.sql, _sqlite_args(compiled, params)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import inspect
 import time
 import typing
-import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -21,7 +20,7 @@ from typing import Any, Protocol
 from loguru import logger
 
 from app.bus import correlation
-from app.bus.envelope import Envelope, Pattern, Principal, pattern_name
+from app.bus.envelope import Envelope, Pattern, Principal, new_id, pattern_name
 from app.bus.pipeline import Context, HandleMiddleware, SendMiddleware, compose
 from app.errors import AppError, Internal, Unavailable
 
@@ -168,8 +167,8 @@ class Bus:
         envelope = Envelope(
             pattern=pattern_name(pattern),
             payload=payload,
-            message_id=str(uuid.uuid4()),
-            correlation_id=correlation_id or correlation.correlation_id.get() or str(uuid.uuid4()),
+            message_id=new_id(),
+            correlation_id=correlation_id or correlation.correlation_id.get() or new_id(),
             causation_id=causation_id,
             principal=principal,
             idempotency_key=idempotency_key,
@@ -180,13 +179,15 @@ class Bus:
         outcome: Outcome = await self._send(envelope)
         return outcome
 
-    async def dispatch(self, envelope: Envelope[Any]) -> Outcome:
-        """Handle side: run the handle chain and the handler. Only AppErrors escape."""
+    async def dispatch(self, envelope: Envelope[Any], *, local: bool = False) -> Outcome:
+        """Handle side: run the handle chain and the handler. Only AppErrors escape. `local`:
+        the sender waits in this process (and cancels the work at its deadline itself)."""
         registration = self.registration(envelope.pattern)
         context = Context(
             envelope=envelope,
             read_only=registration.read_only,
             result_type=registration.result_type,
+            local=local,
         )
         try:
             result = await self._handle(context)

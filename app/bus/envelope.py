@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Mapping
 from enum import StrEnum
 from typing import Generic, TypeVar
@@ -44,6 +45,16 @@ class Envelope(msgspec.Struct, Generic[P], frozen=True, kw_only=True):
     read: bool = False
     """The sender declares the command a read: safe to repeat even if it may have run."""
     traceparent: str | None = None
+
+
+def new_id() -> str:
+    """A random UUIDv4 as text, as `str(uuid.uuid4())` gives, without a UUID object or a system
+    call: this runs for every command and most requests. Ids name messages and correlate logs;
+    they are not secrets, so the (urandom-seeded) `random` generator is enough."""
+    value = random.getrandbits(128)
+    value = (value & ~(0xF000 << 64) | (0x4000 << 64)) & ~(0xC000 << 48) | (0x8000 << 48)
+    text = f"{value:032x}"
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
 def module_of(pattern: str) -> str:

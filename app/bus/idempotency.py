@@ -106,7 +106,8 @@ _INSERT = Query(
 )
 _DELETE_EXPIRED = Query(delete(KEYS).where(*_SCOPE, KEYS.c.expires_at <= bindparam("now")))
 _LOOKUP = Query(
-    select(KEYS.c.fingerprint, KEYS.c.reply).where(*_SCOPE, KEYS.c.expires_at > bindparam("now"))
+    select(KEYS.c.fingerprint, KEYS.c.reply).where(*_SCOPE, KEYS.c.expires_at > bindparam("now")),
+    point=True,  # the unique (organization, user, pattern, key)
 )
 _PURGE = Query(
     delete(KEYS).where(

@@ -27,24 +27,25 @@ class HandleLoggingMiddleware:
 
 
 async def _logged(envelope: Envelope[Any], side: str, message: str, work: Any) -> Any:
-    log = logger.bind(
-        cmd=envelope.pattern,
-        module=module_of(envelope.pattern),
-        side=side,
-        attempt=envelope.attempt,
-    )
     started = time.perf_counter()
     try:
         result = await work
     except AppError as exc:
-        log.bind(outcome=exc.code, duration_ms=_ms(started)).info(message)
+        _line(envelope, side, exc.code, started).info(message)
         raise
     except BaseException as exc:
-        log.bind(outcome=type(exc).__name__, duration_ms=_ms(started)).warning(message)
+        _line(envelope, side, type(exc).__name__, started).warning(message)
         raise
-    log.bind(outcome="ok", duration_ms=_ms(started)).info(message)
+    _line(envelope, side, "ok", started).info(message)
     return result
 
 
-def _ms(started: float) -> float:
-    return round((time.perf_counter() - started) * 1000, 2)
+def _line(envelope: Envelope[Any], side: str, outcome: str, started: float) -> Any:
+    return logger.bind(
+        cmd=envelope.pattern,
+        module=module_of(envelope.pattern),
+        side=side,
+        attempt=envelope.attempt,
+        outcome=outcome,
+        duration_ms=round((time.perf_counter() - started) * 1000, 2),
+    )

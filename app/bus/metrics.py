@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Any
 
@@ -22,7 +23,6 @@ class HandleMetricsMiddleware:
 
 
 async def _measured(pattern: str, side: str, work: Any) -> Any:
-    recorded = metrics()
     started = time.perf_counter()
     outcome = "ok"
     try:
@@ -34,5 +34,16 @@ async def _measured(pattern: str, side: str, work: Any) -> Any:
         outcome = type(exc).__name__
         raise
     finally:
-        recorded.commands.labels(pattern, side, outcome).inc()
-        recorded.command_seconds.labels(pattern, side).observe(time.perf_counter() - started)
+        _count(pattern, side, outcome).inc()
+        _seconds(pattern, side).observe(time.perf_counter() - started)
+
+
+@functools.cache
+def _count(pattern: str, side: str, outcome: str) -> Any:
+    """The labelled child, looked up once (prometheus-client's `labels()` takes a lock)."""
+    return metrics().commands.labels(pattern, side, outcome)
+
+
+@functools.cache
+def _seconds(pattern: str, side: str) -> Any:
+    return metrics().command_seconds.labels(pattern, side)

@@ -30,6 +30,8 @@ class Context:
     envelope: Envelope[Any]
     read_only: bool
     result_type: Any = Any
+    local: bool = False
+    """Sent from this process: the sender's own timeout cancels the work at the deadline."""
     tx: Transaction | None = None
     before_commit: list[BeforeCommit] = field(default_factory=list)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 from app.bus.envelope import Envelope, module_of
@@ -31,18 +31,24 @@ class TimeoutMiddleware:
     async def __call__(self, envelope: Envelope[Any], call_next: SendNext) -> Any:
         if envelope.deadline is None:
             return await call_next(envelope)
-        error = Timeout(f"The {module_of(envelope.pattern)} module did not answer in time")
         attempts_left = max(1, envelope.max_attempts - envelope.attempt + 1)
         budget = (envelope.deadline - self._clock()) / attempts_left
-        try:
-            return await _until(budget, lambda: call_next(envelope), error)
-        except Timeout as timeout:
-            if timeout is error:
-                metrics().timeouts.labels(envelope.pattern, "send").inc()
-            raise
+        if budget > 0:
+            timer = asyncio.timeout(budget)
+            try:
+                async with timer:
+                    return await call_next(envelope)
+            except TimeoutError:
+                if not timer.expired():
+                    raise
+        metrics().timeouts.labels(envelope.pattern, "send").inc()
+        raise Timeout(f"The {module_of(envelope.pattern)} module did not answer in time")
 
 
 class DeadlineMiddleware:
+    """In-process deliveries (`context.local`) are cancelled by their sender's timeout; this
+    only refuses them when their deadline has passed already."""
+
     def __init__(self, clock: Clock = time.time) -> None:
         self._clock = clock
 
@@ -53,24 +59,14 @@ class DeadlineMiddleware:
         remaining = deadline - self._clock()
         if remaining <= 0:
             raise Timeout("The deadline passed before the work started", code="DEADLINE_EXCEEDED")
-        error = Timeout("The work was cancelled at its deadline", code="DEADLINE_EXCEEDED")
+        if context.local:
+            return await call_next(context)
+        timer = asyncio.timeout(remaining)
         try:
-            return await _until(remaining, lambda: call_next(context), error)
-        except Timeout as timeout:
-            if timeout is error:
-                metrics().timeouts.labels(context.envelope.pattern, "handle").inc()
-            raise
-
-
-async def _until(remaining: float, work: Callable[[], Awaitable[Any]], error: Timeout) -> Any:
-    """Run `work`, cancelled after `remaining` seconds; then raise `error` instead."""
-    if remaining <= 0:
-        raise error
-    timer = asyncio.timeout(remaining)
-    try:
-        async with timer:
-            return await work()
-    except TimeoutError:
-        if timer.expired():
-            raise error from None
-        raise
+            async with timer:
+                return await call_next(context)
+        except TimeoutError:
+            if not timer.expired():
+                raise
+        metrics().timeouts.labels(context.envelope.pattern, "handle").inc()
+        raise Timeout("The work was cancelled at its deadline", code="DEADLINE_EXCEEDED")

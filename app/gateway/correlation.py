@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 import time
-import uuid
 from typing import Any
 
 from litestar.enums import ScopeType
@@ -18,6 +17,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from loguru import logger
 
 from app.bus import correlation
+from app.bus.envelope import new_id
 
 _VALID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
 _HEADERS = (b"x-correlation-id", b"x-request-id")
@@ -29,7 +29,7 @@ def pick_correlation_id(headers: list[tuple[bytes, bytes]]) -> str:
         value = found.get(name)
         if value is not None and _VALID.match(value):
             return value.decode("ascii")
-    return str(uuid.uuid4())
+    return new_id()
 
 
 class CorrelationASGI:

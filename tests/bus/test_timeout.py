@@ -20,6 +20,7 @@ from app.bus.pipeline import Context
 from app.bus.testing import WireRoundTripTransport
 from app.bus.timeout import DeadlineMiddleware, TimeoutMiddleware
 from app.bus.transaction import TransactionMiddleware
+from app.bus.transports.local import LocalTransport
 from app.database import Database, Query, open_database
 from app.errors import Timeout
 
@@ -38,9 +39,12 @@ async def engine(tmp_path: Path) -> AsyncIterator[Database]:
     await database.close()
 
 
+@pytest.mark.parametrize("transport_type", [LocalTransport, WireRoundTripTransport])
 async def test_slow_handler_times_out_at_the_deadline_and_its_write_rolls_back(
-    engine: Database,
+    engine: Database, transport_type: type[LocalTransport]
 ):
+    """In process (`LocalTransport`), the sender's timeout cancels the handler; over a wire
+    (simulated), the handle side's own deadline does."""
     never = asyncio.Event()
     started = asyncio.Event()
 
@@ -56,7 +60,7 @@ async def test_slow_handler_times_out_at_the_deadline_and_its_write_rolls_back(
         handle_middleware=[DeadlineMiddleware(), TransactionMiddleware(engine)],
     )
     bus.register({"cmd": "notes.write"}, Note, write_then_hang)
-    transport = WireRoundTripTransport(bus)
+    transport = transport_type(bus)
     bus.connect(transport)
 
     began = time.perf_counter()

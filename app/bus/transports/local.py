@@ -46,7 +46,7 @@ class LocalTransport:
             await asyncio.wait(pending)
 
     async def _deliver(self, envelope: Envelope[Any]) -> Outcome:
-        return await self._bus.dispatch(envelope)
+        return await self._bus.dispatch(envelope, local=True)
 
 
 def _forget(running: set[asyncio.Task[Any]]) -> Any:

@@ -12,13 +12,15 @@ from sqlalchemy import bindparam, insert, select
 from app.database import DuplicateRow, Query, Transaction
 from app.modules.auth.model import ORGANIZATIONS, USERS, Organization, User
 
-_ORGANIZATION = Query(select(ORGANIZATIONS).where(ORGANIZATIONS.c.id == bindparam("id")))
+_ORGANIZATION = Query(
+    select(ORGANIZATIONS).where(ORGANIZATIONS.c.id == bindparam("id")), point=True
+)
 _SLUG_TAKEN = Query(
     select(ORGANIZATIONS.c.id).where(ORGANIZATIONS.c.slug == bindparam("slug")).limit(1)
 )
 _ADD_ORGANIZATION = Query(insert(ORGANIZATIONS))
-_USER = Query(select(USERS).where(USERS.c.id == bindparam("id")))
-_USER_BY_EMAIL = Query(select(USERS).where(USERS.c.email == bindparam("email")))
+_USER = Query(select(USERS).where(USERS.c.id == bindparam("id")), point=True)
+_USER_BY_EMAIL = Query(select(USERS).where(USERS.c.email == bindparam("email")), point=True)
 _ADD_USER = Query(insert(USERS))
 
 

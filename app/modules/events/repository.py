@@ -25,7 +25,7 @@ from app.modules.events.model import EVENTS, Event
 
 _C = EVENTS.c
 _TENANT = and_(_C.id == bindparam("event_id"), _C.organization_id == bindparam("tenant"))
-_GET = Query(select(EVENTS).where(_TENANT))
+_GET = Query(select(EVENTS).where(_TENANT), point=True)
 _GET_FOR_UPDATE = Query(select(EVENTS).where(_TENANT).with_for_update())
 _INSERT = Query(insert(EVENTS))
 _MUTABLE = (

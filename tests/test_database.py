@@ -1,0 +1,160 @@
+"""The command side's database layer on real SQLite files: atomic write transactions under
+cancellation, one writer, point reads that never block the loop, and datetimes that read back
+as the schema's own (SQLAlchemy) writes store them."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import closing
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from app.database import Database, DuplicateRow, Query, open_database
+from app.db import create_engine, upgrade_to_head, write_transaction
+from app.modules.events.model import EVENTS
+
+INSERT = Query(text("INSERT INTO notes VALUES (:v)"))
+COUNT = Query(text("SELECT count(*) FROM notes"))
+BY_VALUE = Query(text("SELECT v FROM notes WHERE v = :v"), point=True)
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    path = tmp_path / "layer.db"
+    with closing(sqlite3.connect(path)) as db:
+        db.execute("PRAGMA journal_mode = WAL")
+        db.execute("CREATE TABLE notes (v INTEGER NOT NULL UNIQUE)")
+        db.commit()
+    return path
+
+
+@pytest.fixture
+async def database(path: Path) -> AsyncIterator[Database]:
+    database = open_database(f"sqlite+aiosqlite:///{path}")
+    yield database
+    await database.close()
+
+
+async def count(database: Database) -> int:
+    async with database.transaction(write=False) as tx:
+        row = await tx.fetch_one(COUNT)
+    assert row is not None
+    return int(row[0])
+
+
+async def test_cancelled_and_failed_write_transactions_never_leave_one_open(database: Database):
+    """Many writers at once, some failing and some cancelled at any await (their COMMIT or
+    ROLLBACK included): each transaction's two rows are there together or not at all, and the
+    writer is never left inside a transaction."""
+    chance = random.Random(7)
+    unexpected: list[BaseException] = []
+    finished = 0
+
+    async def write(value: int) -> None:
+        nonlocal finished
+        try:
+            async with database.transaction(write=True) as tx:
+                await tx.fetch_one(COUNT)
+                await tx.execute(INSERT, {"v": value})
+                if chance.random() < 0.2:
+                    raise ValueError("the handler failed")
+                await tx.execute(INSERT, {"v": -value})
+            finished += 1
+        except (ValueError, asyncio.CancelledError):
+            pass
+        except Exception as exc:
+            unexpected.append(exc)
+
+    value = 0
+    for _ in range(150):
+        tasks = []
+        for _ in range(10):
+            value += 1
+            tasks.append(asyncio.create_task(write(value)))
+        # Cancel at a random point: before, during or after statements, COMMIT or ROLLBACK.
+        await asyncio.sleep(chance.random() * 0.002)
+        for task in tasks:
+            if chance.random() < 0.3:
+                task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    assert unexpected == []
+    async with database.transaction(write=False) as tx:
+        values = {row[0] for row in await tx.fetch_all(Query(text("SELECT v FROM notes")))}
+    assert all(-v in values for v in values)  # pairs only: no half-written transaction
+    assert len(values) >= 2 * finished
+    async with database.transaction(write=True) as tx:  # the writer still works
+        await tx.execute(INSERT, {"v": 10_000})
+
+
+async def test_a_unique_violation_is_a_duplicate_row(database: Database):
+    async with database.transaction(write=True) as tx:
+        await tx.execute(INSERT, {"v": 1})
+    with pytest.raises(DuplicateRow):
+        async with database.transaction(write=True) as tx:
+            await tx.execute(INSERT, {"v": 1})
+    assert await count(database) == 1
+
+
+async def test_a_point_read_that_would_wait_goes_to_a_thread_instead(
+    database: Database, tmp_path: Path
+):
+    """The loop's own connection never waits (busy timeout 0): when SQLite says it would have
+    to, the read runs on a reader thread. Here the loop's connection is pointed at a file that
+    another connection holds an exclusive lock on, the way a busy reader would find it."""
+    async with database.transaction(write=True) as tx:
+        await tx.execute(INSERT, {"v": 5})
+    locked = tmp_path / "locked.db"
+    with closing(sqlite3.connect(locked, isolation_level=None)) as holder:
+        holder.execute("CREATE TABLE notes (v INTEGER)")
+        holder.execute("BEGIN EXCLUSIVE")
+        busy = sqlite3.connect(locked, timeout=0, isolation_level=None)
+        original = database._inline  # type: ignore[attr-defined]
+        database._inline = busy  # type: ignore[attr-defined]
+        try:
+            async with database.transaction(write=False) as tx:
+                found = await tx.fetch_one(BY_VALUE, {"v": 5})
+        finally:
+            database._inline = original  # type: ignore[attr-defined]
+            busy.close()
+            holder.execute("ROLLBACK")
+    assert found == (5,)
+
+
+async def test_datetimes_written_by_sqlalchemy_read_back_aware_and_equal(tmp_path: Path):
+    url = f"sqlite+aiosqlite:///{tmp_path / 'dates.db'}"
+    engine = create_engine(url)
+    await upgrade_to_head(engine)
+    moment = datetime(2026, 9, 1, 9, 30, 15, 123456, tzinfo=UTC)
+    row = {
+        "id": "e1",
+        "organization_id": "o",
+        "created_by_id": "u",
+        "title": "t",
+        "description": "d",
+        "location": None,
+        "start_date": moment,
+        "end_date": moment,
+        "status": "DRAFT",
+        "rejection_reason": None,
+        "created_at": moment,
+        "updated_at": moment,
+    }
+    async with write_transaction(engine) as session:
+        await session.execute(EVENTS.insert(), row)
+    await engine.dispose()
+    database = open_database(url)
+    try:
+        select_one = Query(EVENTS.select().where(EVENTS.c.start_date == moment))
+        async with database.transaction(write=False) as tx:
+            found = await tx.fetch_one(select_one)
+    finally:
+        await database.close()
+    assert found is not None
+    assert found[6] == moment and found[6].tzinfo is not None
