@@ -8,7 +8,7 @@ ORM's per-row work or a greenlet per call:
   arrival order, and across processes by SQLite's own lock with `BEGIN IMMEDIATE`) and a few
   reader connections, each with a thread of its own, in WAL mode with `synchronous=NORMAL`.
   A statement costs one hop to its thread: `BEGIN IMMEDIATE` rides along with a write's first
-  statement, and a read is a single autocommit statement, or one snapshot (`fetch_consistent`).
+  statement, and a read is a single autocommit statement (one statement, one snapshot).
   Each connection's work runs in submission order, so a rollback queued after a cancelled
   statement always runs after it. Point reads (one row by key, `Query(point=True)`) of read-only
   commands run on the event loop's own read-only connection instead: a hot B-tree lookup takes
@@ -56,6 +56,15 @@ _DIALECTS: dict[str, Dialect] = {
 
 class DuplicateRow(Exception):
     """A unique constraint refused the row (a concurrent request got there first)."""
+
+
+class NothingChanged(Exception):
+    """A deferred statement that had to change a row changed none: the transaction rolled back.
+    `query` says which statement it was."""
+
+    def __init__(self, query: Query) -> None:
+        super().__init__("a statement that had to change a row changed none")
+        self.query = query
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,8 +132,13 @@ class Transaction(Protocol):
         """Run a statement; the number of rows it changed."""
         ...
 
-    async def fetch_consistent(self, *queries: tuple[Query, Params]) -> list[list[Row]]:
-        """Several reads that see one snapshot of the database."""
+    async def defer(
+        self, query: Query, params: Params | None = None, *, must_change: bool = False
+    ) -> None:
+        """Run a statement whose answer the command does not need at the latest at commit, in
+        order with the others (on SQLite, in the same hop as the next statement or the COMMIT).
+        Its errors, or with `must_change`, `NothingChanged` if it changed no row, surface then
+        and roll the transaction back."""
         ...
 
 
@@ -200,9 +214,11 @@ class _TracedTransaction:
         with self._span(query):
             return await self._inner.execute(query, params)
 
-    async def fetch_consistent(self, *queries: tuple[Query, Params]) -> list[list[Row]]:
-        with self._span(queries[0][0]):
-            return await self._inner.fetch_consistent(*queries)
+    async def defer(
+        self, query: Query, params: Params | None = None, *, must_change: bool = False
+    ) -> None:
+        with self._span(query):
+            await self._inner.defer(query, params, must_change=must_change)
 
 
 # SQLite ------------------------------------------------------------------------------------------
@@ -378,49 +394,53 @@ class SqliteDatabase:
                 reads.release()
 
 
-def _fetch(db: sqlite3.Connection, begin: str | None, sql: str, args: tuple[Any, ...]) -> Any:
+Pending = list[tuple[str, tuple[Any, ...], "Query | None"]]
+"""Deferred statements: SQL, arguments, and the query itself when it must change a row."""
+
+
+def _flush(db: sqlite3.Connection, begin: str | None, pending: Pending) -> None:
     if begin is not None:
         db.execute(begin)
+    for sql, args, required in pending:
+        if db.execute(sql, args).rowcount == 0 and required is not None:
+            raise NothingChanged(required)
+
+
+def _fetch(
+    db: sqlite3.Connection, begin: str | None, pending: Pending, sql: str, args: tuple[Any, ...]
+) -> Any:
+    _flush(db, begin, pending)
     return db.execute(sql, args).fetchall()
 
 
-def _change(db: sqlite3.Connection, begin: str | None, sql: str, args: tuple[Any, ...]) -> int:
-    if begin is not None:
-        db.execute(begin)
+def _change(
+    db: sqlite3.Connection, begin: str | None, pending: Pending, sql: str, args: tuple[Any, ...]
+) -> int:
+    _flush(db, begin, pending)
     return db.execute(sql, args).rowcount
 
 
-def _snapshot(
-    db: sqlite3.Connection, begin: str, statements: list[tuple[str, tuple[Any, ...]]]
-) -> list[Any]:
-    """Several reads in one transaction (opened here unless one is open already)."""
-    own = not db.in_transaction
-    if own:
-        db.execute(begin)
-    try:
-        return [db.execute(sql, args).fetchall() for sql, args in statements]
-    finally:
-        if own:
-            db.execute("COMMIT")
-
-
-def _end(db: sqlite3.Connection, commit: bool) -> None:
-    if not db.in_transaction:
-        return
+def _end(db: sqlite3.Connection, commit: bool, begin: str | None, pending: Pending) -> None:
+    """Commit (after the deferred statements) or roll back; a failed commit rolls back."""
     if not commit:
-        db.execute("ROLLBACK")
+        if db.in_transaction:
+            db.execute("ROLLBACK")
         return
     try:
-        db.execute("COMMIT")
+        _flush(db, begin, pending)
+        if db.in_transaction:
+            db.execute("COMMIT")
     except BaseException:
-        if db.in_transaction:  # the COMMIT failed: nothing was written
+        if db.in_transaction:  # nothing was written
             db.execute("ROLLBACK")
         raise
 
 
 class _SqliteWrite:
-    """A write transaction: the writer is taken at the first statement (so work before it, such
-    as hashing a password, holds no lock), and `BEGIN IMMEDIATE` goes with that statement."""
+    """A write transaction: the writer is taken at the first statement that runs (so work
+    before it, such as hashing a password, holds no lock), and `BEGIN IMMEDIATE` goes with it,
+    as do the statements deferred until then. A command that only defers its writes (a create)
+    costs one hop: BEGIN, its statements and COMMIT together."""
 
     dialect = "sqlite"
 
@@ -428,6 +448,7 @@ class _SqliteWrite:
         self._writer = writer
         self._lock = lock
         self._holding = False
+        self._pending: Pending = []
 
     async def _begin(self) -> str | None:
         if self._holding:
@@ -436,34 +457,47 @@ class _SqliteWrite:
         self._holding = True
         return "BEGIN IMMEDIATE"
 
+    def _take_pending(self) -> Pending:
+        pending, self._pending = self._pending, []
+        return pending
+
     async def fetch_one(self, query: Query, params: Params | None = None) -> Row | None:
         rows = await self.fetch_all(query, params)
         return rows[0] if rows else None
 
     async def fetch_all(self, query: Query, params: Params | None = None) -> list[Row]:
         compiled = query.compiled("sqlite")
+        args = _sqlite_args(compiled, params)
         begin = await self._begin()
-        rows = await self._writer.run(
-            _fetch, self._writer.db, begin, compiled.sql, _sqlite_args(compiled, params)
-        )
+        db = self._writer.db
+        rows = await self._writer.run(_fetch, db, begin, self._take_pending(), compiled.sql, args)
         return _sqlite_rows(compiled, rows)
 
     async def execute(self, query: Query, params: Params | None = None) -> int:
         compiled = query.compiled("sqlite")
+        args = _sqlite_args(compiled, params)
         begin = await self._begin()
+        db = self._writer.db
         changed: int = await self._writer.run(
-            _change, self._writer.db, begin, compiled.sql, _sqlite_args(compiled, params)
+            _change, db, begin, self._take_pending(), compiled.sql, args
         )
         return changed
 
-    async def fetch_consistent(self, *queries: tuple[Query, Params]) -> list[list[Row]]:
-        return [await self.fetch_all(query, params) for query, params in queries]
+    async def defer(
+        self, query: Query, params: Params | None = None, *, must_change: bool = False
+    ) -> None:
+        compiled = query.compiled("sqlite")
+        args = _sqlite_args(compiled, params)
+        self._pending.append((compiled.sql, args, query if must_change else None))
 
     async def end(self, *, commit: bool) -> None:
-        if not self._holding:
+        pending = self._take_pending() if commit else []
+        self._pending = []
+        if not self._holding and not pending:
             return
+        begin = await self._begin()
         try:
-            await self._writer.run(_end, self._writer.db, commit)
+            await self._writer.run(_end, self._writer.db, commit, begin, pending)
         finally:
             # Released even if this wait is cancelled: the writer's thread runs the ROLLBACK or
             # COMMIT before anything the next writer sends.
@@ -472,8 +506,8 @@ class _SqliteWrite:
 
 
 class _SqliteRead:
-    """Reads on a reader connection, taken at the first statement: each statement on its own is
-    a consistent snapshot; `fetch_consistent` gives several one snapshot."""
+    """Reads in autocommit: each statement is its own consistent snapshot. Point reads run on
+    the loop's connection; others on a reader connection, taken at the first of them."""
 
     dialect = "sqlite"
 
@@ -512,23 +546,17 @@ class _SqliteRead:
                 return _sqlite_rows(compiled, found)
         reader = await self._connection()
         rows = await reader.run(
-            _fetch, reader.db, None, compiled.sql, _sqlite_args(compiled, params)
+            _fetch, reader.db, None, [], compiled.sql, _sqlite_args(compiled, params)
         )
         return _sqlite_rows(compiled, rows)
 
     async def execute(self, query: Query, params: Params | None = None) -> int:
         raise RuntimeError("a read-only command cannot change the database")
 
-    async def fetch_consistent(self, *queries: tuple[Query, Params]) -> list[list[Row]]:
-        compiled = [(query.compiled("sqlite"), params) for query, params in queries]
-        reader = await self._connection()
-        results = await reader.run(
-            _snapshot,
-            reader.db,
-            "BEGIN",
-            [(c.sql, _sqlite_args(c, params)) for c, params in compiled],
-        )
-        return [_sqlite_rows(c, rows) for (c, _), rows in zip(compiled, results, strict=True)]
+    async def defer(
+        self, query: Query, params: Params | None = None, *, must_change: bool = False
+    ) -> None:
+        raise RuntimeError("a read-only command cannot change the database")
 
 
 # PostgreSQL --------------------------------------------------------------------------------------
@@ -647,21 +675,12 @@ class _PgTransaction:
         found = _ROW_COUNT.search(status)
         return int(found.group(1)) if found else 0
 
-    async def fetch_consistent(self, *queries: tuple[Query, Params]) -> list[list[Row]]:
-        if self._write:
-            return [await self.fetch_all(query, params) for query, params in queries]
-        try:
-            connection = await self._ready()
-            async with connection.transaction(isolation="repeatable_read", readonly=True):
-                results = []
-                for query, params in queries:
-                    compiled = query.compiled("postgresql")
-                    results.append(
-                        await connection.fetch(compiled.sql, *_pg_args(compiled, params))
-                    )
-                return results
-        except Exception as exc:
-            raise _pg_error(exc) from None
+    async def defer(
+        self, query: Query, params: Params | None = None, *, must_change: bool = False
+    ) -> None:
+        """Runs at once (a round trip to PostgreSQL either way)."""
+        if await self.execute(query, params) == 0 and must_change:
+            raise NothingChanged(query)
 
     async def end(self, *, commit: bool) -> None:
         connection, self._connection = self._connection, None

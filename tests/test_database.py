@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from app.database import Database, DuplicateRow, Query, open_database
+from app.database import Database, DuplicateRow, NothingChanged, Query, open_database
 from app.db import create_engine, upgrade_to_head, write_transaction
 from app.modules.events.model import EVENTS
 
@@ -158,3 +158,29 @@ async def test_datetimes_written_by_sqlalchemy_read_back_aware_and_equal(tmp_pat
         await database.close()
     assert found is not None
     assert found[6] == moment and found[6].tzinfo is not None
+
+
+async def test_deferred_writes_commit_together_or_not_at_all(database: Database):
+    async with database.transaction(write=True) as tx:
+        await tx.defer(INSERT, {"v": 1})
+        await tx.defer(INSERT, {"v": 2})
+    assert await count(database) == 2
+
+    with pytest.raises(DuplicateRow):  # the second deferred insert fails at COMMIT
+        async with database.transaction(write=True) as tx:
+            await tx.defer(INSERT, {"v": 3})
+            await tx.defer(INSERT, {"v": 1})
+    assert await count(database) == 2  # 3 was rolled back with it
+
+    bump = Query(text("UPDATE notes SET v = v + 100 WHERE v = :v"))
+    with pytest.raises(NothingChanged) as raised:
+        async with database.transaction(write=True) as tx:
+            await tx.defer(INSERT, {"v": 4})
+            await tx.defer(bump, {"v": 99}, must_change=True)  # no such row
+    assert raised.value.query is bump
+    assert await count(database) == 2
+
+    async with database.transaction(write=True) as tx:  # a deferred write is seen by later reads
+        await tx.defer(INSERT, {"v": 5})
+        assert await tx.fetch_one(COUNT) == (3,)
+    assert await count(database) == 3

@@ -6,9 +6,10 @@ pattern, key), however often, however concurrently and from however many process
 1. **In flight.** A duplicate of a request still running in this process gets 409 at once (422
    if it is another request), with Retry-After until the first one's deadline. The entry lives
    exactly as long as the first request's task, so an "in flight" whose owner died cannot linger.
-2. **Record, in the command's own transaction.** The command runs; after the handler, before
-   commit, its outcome is inserted with ON CONFLICT DO NOTHING. The state change and its record
-   commit together or not at all (a crash or cancellation leaves neither). If the key is taken,
+2. **Record, in the command's own transaction.** The command runs; after the handler, its
+   outcome is inserted (taking over the key's record if that one has expired) as the last
+   statement before COMMIT (on SQLite in the same hop). The state change and its record commit
+   together or not at all (a crash or cancellation leaves neither). If the key is taken,
    the request is a duplicate (of an earlier one, or of a concurrent one in another process): its
    change rolls back and the stored outcome is replayed (`Idempotent-Replayed`), or 422 if the
    key was used for another request. The unique constraint makes it exactly once.
@@ -51,14 +52,15 @@ from sqlalchemy import (
     delete,
     select,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 
 from app.bus import codec
 from app.bus.bus import Replayed
 from app.bus.envelope import Envelope
 from app.bus.pipeline import Context, HandleNext
 from app.clock import utcnow
-from app.database import Database, Query, Transaction
-from app.db import Base, UTCDateTime, insert_ignoring_conflicts
+from app.database import Database, NothingChanged, Query, Transaction
+from app.db import Base, UTCDateTime
 from app.errors import AppError, Category, Conflict, Mismatch
 from app.metrics import metrics
 
@@ -99,12 +101,21 @@ _RECORD = (
     "created_at",
     "expires_at",
 )
-_INSERT = Query(
-    lambda dialect: insert_ignoring_conflicts(KEYS, dialect).values(
-        {name: bindparam(name) for name in _RECORD}
+
+
+def _record_statement(dialect: str) -> Any:
+    """Insert the record, or take over the key's expired one; a live record stays, and the
+    statement changes no row."""
+    insert = sqlite.insert if dialect == "sqlite" else postgresql.insert
+    statement = insert(KEYS).values({name: bindparam(name) for name in _RECORD})
+    return statement.on_conflict_do_update(
+        index_elements=["organization_id", "user_id", "pattern", "key"],
+        set_={name: statement.excluded[name] for name in _RECORD[4:]},
+        where=KEYS.c.expires_at <= statement.excluded.created_at,
     )
-)
-_DELETE_EXPIRED = Query(delete(KEYS).where(*_SCOPE, KEYS.c.expires_at <= bindparam("now")))
+
+
+_RECORD_KEY = Query(_record_statement)
 _LOOKUP = Query(
     select(KEYS.c.fingerprint, KEYS.c.reply).where(*_SCOPE, KEYS.c.expires_at > bindparam("now")),
     point=True,  # the unique (organization, user, pattern, key)
@@ -132,10 +143,6 @@ class KeyReusedDifferently(Mismatch):
         "This Idempotency-Key was used with a different request "
         "(method, path or body); use a new key for a new request"
     )
-
-
-class _Superseded(Exception):
-    """Another process recorded this key first; this command's transaction must roll back."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,14 +199,15 @@ class IdempotencyMiddleware:
 
         async def record(tx: Transaction, result: Any) -> None:
             reply = codec.encode_result(result)
-            if not await self._insert(tx, scope, fingerprint, reply):
-                raise _Superseded
-            _count(scope, "recorded")
+            await tx.defer(_RECORD_KEY, self._row(scope, fingerprint, reply), must_change=True)
 
         context.before_commit.append(record)
         try:
-            return await call_next(context)
-        except _Superseded:
+            result = await call_next(context)
+        except NothingChanged as unchanged:
+            if unchanged.query is not _RECORD_KEY:
+                raise
+            # Another process recorded this key first: this command's change rolled back.
             return await self._replay_stored(scope, fingerprint, context)
         except AppError as error:
             # A duplicate of a completed request fails differently (submit again -> 409); its
@@ -211,27 +219,23 @@ class IdempotencyMiddleware:
                 raise
             reply = codec.encode_error(error.to_data())
             async with self._database.transaction(write=True) as tx:
-                recorded = await self._insert(tx, scope, fingerprint, reply)
+                recorded = await tx.execute(_RECORD_KEY, self._row(scope, fingerprint, reply))
             if not recorded:
                 return await self._replay_stored(scope, fingerprint, context)
             _count(scope, "recorded")
             raise
+        _count(scope, "recorded")
+        return result
 
-    async def _insert(self, tx: Transaction, scope: _Scope, fingerprint: str, reply: bytes) -> bool:
-        """Record the outcome; False when a live record of the key exists already."""
+    def _row(self, scope: _Scope, fingerprint: str, reply: bytes) -> dict[str, Any]:
         now = utcnow()
-        row = {
+        return {
             **_columns(scope),
             "fingerprint": fingerprint,
             "reply": reply,
             "created_at": now,
             "expires_at": now + self._ttl,
         }
-        if await tx.execute(_INSERT, row):
-            return True
-        if not await tx.execute(_DELETE_EXPIRED, {**_columns(scope), "now": now}):
-            return False
-        return bool(await tx.execute(_INSERT, row))
 
     async def _stored(self, scope: _Scope, fingerprint: str) -> bytes | None:
         """The live stored outcome for the scope, if any; a mismatch if it was another request."""

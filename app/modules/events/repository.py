@@ -8,6 +8,7 @@ import functools
 
 from sqlalchemy import (
     BindParameter,
+    ColumnElement,
     Select,
     and_,
     bindparam,
@@ -72,23 +73,26 @@ class EventRepository:
         return None if row is None else Event(*row)
 
     async def add(self, event: Event) -> None:
-        await self._tx.execute(_INSERT, dataclasses.asdict(event))
+        """Written at commit at the latest (nothing here needs an answer from the database)."""
+        await self._tx.defer(_INSERT, dataclasses.asdict(event))
 
     async def save(self, event: Event) -> None:
-        """Write the event's changes (everything a command may change) back to its row."""
+        """Write the event's changes (everything a command may change) back to its row, at
+        commit at the latest; the row is the one `get(..., for_update=True)` locked."""
         params = {name: getattr(event, name) for name in _MUTABLE}
-        await self._tx.execute(
+        await self._tx.defer(
             _UPDATE, {**params, "event_id": event.id, "tenant": event.organization_id}
         )
 
     async def delete(self, event: Event) -> None:
-        await self._tx.execute(_DELETE, {"event_id": event.id, "tenant": event.organization_id})
+        await self._tx.defer(_DELETE, {"event_id": event.id, "tenant": event.organization_id})
 
     async def page(
         self, query: ListEvents, organization_id: str, created_by_id: str | None
     ) -> tuple[list[Event], int]:
-        """One page of the tenant's events (only `created_by_id`'s when given) and the total,
-        from one snapshot."""
+        """One page of the tenant's events (only `created_by_id`'s when given) and the total:
+        one statement, so one scan and one snapshot (the total rides along on every row). Only
+        a page past the end, which has no rows to carry it, counts separately."""
         params: dict[str, object] = {
             "tenant": organization_id,
             "creator": created_by_id,
@@ -99,7 +103,7 @@ class EventRepository:
             "offset": (query.page - 1) * query.limit,
             "limit": query.limit,
         }
-        count, rows = _page_queries(
+        count, page = _page_queries(
             created_by_id is not None,
             query.status is not None,
             bool(query.search),
@@ -108,8 +112,13 @@ class EventRepository:
             query.sort_by,
             query.sort_order,
         )
-        totals, found = await self._tx.fetch_consistent((count, params), (rows, params))
-        return [Event(*row) for row in found], int(totals[0][0])
+        rows = await self._tx.fetch_all(page, params)
+        if rows:
+            return [Event(*row[:-1]) for row in rows], int(rows[0][-1])
+        if query.page == 1:
+            return [], 0
+        total = await self._tx.fetch_one(count, params)
+        return [], int(total[0]) if total else 0
 
 
 @functools.cache
@@ -122,27 +131,48 @@ def _page_queries(
     sort_by: str,
     sort_order: str,
 ) -> tuple[Query, Query]:
-    """The count and page statements for one shape of listing (compiled once per shape)."""
-    conditions = [_C.organization_id == bindparam("tenant")]
-    if own_only:
-        conditions.append(_C.created_by_id == bindparam("creator"))
-    if by_status:
-        conditions.append(_C.status == bindparam("status"))
-    if search:
-        pattern: BindParameter[str] = bindparam("pattern")
-        conditions.append(
-            or_(_C.title.ilike(pattern, escape="/"), _C.description.ilike(pattern, escape="/"))
+    """The count and page statements for one shape of listing (compiled once per shape and
+    dialect)."""
+
+    def conditions(dialect: str) -> list[ColumnElement[bool]]:
+        found = [_C.organization_id == bindparam("tenant")]
+        if own_only:
+            found.append(_C.created_by_id == bindparam("creator"))
+        if by_status:
+            found.append(_C.status == bindparam("status"))
+        if search:
+            pattern: BindParameter[str] = bindparam("pattern")
+            if dialect == "sqlite":  # LIKE is case-insensitive there already (ASCII, as lower())
+                matches = [
+                    _C.title.like(pattern, escape="/"),
+                    _C.description.like(pattern, escape="/"),
+                ]
+            else:
+                matches = [
+                    _C.title.ilike(pattern, escape="/"),
+                    _C.description.ilike(pattern, escape="/"),
+                ]
+            found.append(or_(*matches))
+        if start_from:
+            found.append(_C.start_date >= bindparam("start_from", type_=_C.start_date.type))
+        if start_to:
+            found.append(_C.start_date <= bindparam("start_to", type_=_C.start_date.type))
+        return found
+
+    def count(dialect: str) -> Select[tuple[int]]:
+        return select(func.count()).select_from(EVENTS).where(*conditions(dialect))
+
+    def page(dialect: str) -> Select[tuple[object, ...]]:
+        column = _SORT_COLUMNS[sort_by]
+        order = (
+            (column.desc(), _C.id.desc()) if sort_order == "desc" else (column.asc(), _C.id.asc())
         )
-    if start_from:
-        conditions.append(_C.start_date >= bindparam("start_from", type_=_C.start_date.type))
-    if start_to:
-        conditions.append(_C.start_date <= bindparam("start_to", type_=_C.start_date.type))
-    count = select(func.count()).select_from(EVENTS).where(*conditions)
-    column = _SORT_COLUMNS[sort_by]
-    ordered: Select[tuple[object, ...]] = select(EVENTS).where(*conditions)
-    if sort_order == "desc":
-        ordered = ordered.order_by(column.desc(), _C.id.desc())
-    else:
-        ordered = ordered.order_by(column.asc(), _C.id.asc())
-    page = ordered.offset(bindparam("offset")).limit(bindparam("limit"))
+        return (
+            select(*EVENTS.c, func.count().over().label("total"))
+            .where(*conditions(dialect))
+            .order_by(*order)
+            .offset(bindparam("offset"))
+            .limit(bindparam("limit"))
+        )
+
     return Query(count), Query(page)
