@@ -16,7 +16,7 @@ from alembic import context
 from app.bus import idempotency as _idempotency  # noqa: F401  (registers bus_idempotency_keys)
 from app.db import Base, create_engine
 from app.modules.auth import model as _auth_model  # noqa: F401  (registers tables)
-from app.modules.events import model as _events_model  # noqa: F401
+from app.modules.events import model as _events_model
 from app.settings import Settings
 
 config = context.config
@@ -29,6 +29,7 @@ def _configure(connection: Connection) -> None:
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_name=_events_model.outside_metadata,
     )
 
 

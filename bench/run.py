@@ -422,7 +422,8 @@ def scenario_post(report: Report, folder: Path) -> None:
 def scenario_search(report: Report, folder: Path) -> None:
     database = migrated_database(folder, "search")
     add_events(database, 100_000)
-    project, reference = Sample("EventBoard"), Sample("raw aiosqlite, same SQL")
+    project, reference = Sample("EventBoard, search=needle"), Sample("raw aiosqlite, LIKE scan")
+    broad = Sample("EventBoard, search=Generated (every event matches)")
     query = "/events?limit=20&search=needle"
     with (
         server("app.main:app", app_env(database)) as app_url,
@@ -432,15 +433,21 @@ def scenario_search(report: Report, folder: Path) -> None:
         authed = wrk_script(folder, "GET", {"Authorization": f"Bearer {token}"}, None, False)
         plain = wrk_script(folder, "GET", {}, None, keyed=False)
         interleaved(
-            [(project, app_url + query, authed), (reference, raw_url + query, plain)],
+            [
+                (project, app_url + query, authed),
+                (reference, raw_url + query, plain),
+                (broad, app_url + "/events?limit=20&search=Generated", authed),
+            ],
             runs=report.args.runs,
             connections=1,
             seconds=report.args.seconds,
         )
     report.table(
-        "search: GET /events?limit=20&search=needle over 100k events, 1 connection",
-        [project, reference],
-        "100,000 events in one organization; 100 of them match; count and first page.",
+        "search: GET /events?limit=20&search=... over 100k events, 1 connection",
+        [project, reference, broad],
+        "100,000 events in one organization; `needle` is in 100 of them, `Generated` in all. "
+        "The app finds text of 3+ characters through SQLite's trigram index (migration 0003); "
+        "the reference scans with LIKE, as the app did before the index.",
     )
     report.target("search p50 <= 20 ms", f"{project.p50:.1f} ms", project.p50 <= 20)
 

@@ -4,24 +4,32 @@ also when several processes start on one fresh database at once."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import sys
+from contextlib import closing
 from pathlib import Path
 
+import pytest
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, text
 
 import app.modules.auth.model
 import app.modules.events.model  # noqa: F401  (register the tables)
+from alembic import command
 from app.db import Base, create_engine, upgrade_to_head
 from app.main import create_app
+from app.modules.events.model import outside_metadata
 from tests.conftest import fresh_postgres_database, make_settings, serve
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def _drift(connection: Connection) -> list[object]:
-    context = MigrationContext.configure(connection, opts={"compare_type": True})
+    context = MigrationContext.configure(
+        connection, opts={"compare_type": True, "include_name": outside_metadata}
+    )
     return list(compare_metadata(context, Base.metadata))
 
 
@@ -177,3 +185,53 @@ async def test_production_migrates_only_through_the_explicit_command(tmp_path: P
             },
         )
     assert response.status_code == 201
+
+
+def test_the_search_index_covers_events_written_before_it_and_after(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Migration 0003 indexes the events already there; its triggers follow later writes; and
+    its downgrade removes it all."""
+    database = tmp_path / "search.db"
+    monkeypatch.setenv("DATABASE_URL", f"sqlite+aiosqlite:///{database}")
+    monkeypatch.setenv("APP_ENV", "development")
+    config = Config(str(ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(ROOT / "alembic"))
+    row = (
+        "INSERT INTO events_events VALUES "
+        "(?, 'o', 'u', ?, 'd', NULL, 's', 'e', 'DRAFT', NULL, 'c', 'u')"
+    )
+
+    def matches(text: str) -> list[str]:
+        with closing(sqlite3.connect(database)) as db:
+            return [
+                found
+                for (found,) in db.execute(
+                    "SELECT i.event_id FROM events_search AS s JOIN events_search_ids AS i "
+                    "ON i.search_rowid = s.rowid WHERE events_search MATCH ? ORDER BY 1",
+                    (f'"{text}"',),
+                )
+            ]
+
+    def write(*statements: tuple[str, tuple[str, ...]]) -> None:
+        with closing(sqlite3.connect(database)) as db, db:
+            for sql, args in statements:
+                db.execute(sql, args)
+
+    command.upgrade(config, "0002")
+    write((row, ("before", "Written before the index")))
+    command.upgrade(config, "head")
+    write(
+        (row, ("after", "Written after the index")),
+        ("UPDATE events_events SET title = 'Renamed' WHERE id = ?", ("before",)),
+    )
+
+    assert matches("written") == ["after"]
+    assert matches("renamed") == ["before"]
+    write(("DELETE FROM events_events WHERE id = ?", ("after",)))
+    assert matches("written") == []
+
+    command.downgrade(config, "0002")
+    with closing(sqlite3.connect(database)) as db:
+        names = {name for (name,) in db.execute("SELECT name FROM sqlite_master")}
+    assert not {name for name in names if name.startswith("events_search")}

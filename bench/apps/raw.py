@@ -6,7 +6,7 @@ connection (WAL, `synchronous=NORMAL`), with no auth, bus, validation or logging
 - `GET /events/{id}`: the row by primary key and tenant, as JSON;
 - `POST /events`: insert a DRAFT event, one commit per request, 201 with the row;
 - `GET /events?search=...&limit=20`: the count and the first page of a case-insensitive title
-  or description search, newest first (the same SQL the app runs).
+  or description search, newest first, scanning with LIKE (no search index).
 """
 
 from __future__ import annotations

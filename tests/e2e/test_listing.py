@@ -137,6 +137,44 @@ async def test_search_treats_wildcards_and_quotes_literally(client: Client, auth
     assert ids(page) == [match["id"]]
 
 
+@pytest.mark.parametrize(("title", "term"), [("50% off", "%"), ("a_b", "_"), ("Event Qz", "qZ")])
+async def test_short_searches_are_literal_and_case_insensitive(
+    client: Client, auth: Auth, title: str, term: str
+):
+    """Under three characters the search index cannot help; the answer follows the same rules."""
+    match = (
+        await client.post("/events", json=new_event(title=title), headers=auth["admin"])
+    ).json()
+    await client.post("/events", json=new_event(title="Event axb"), headers=auth["admin"])
+
+    assert ids(await listing(client, auth["admin"], search=term)) == [match["id"]]
+
+
+async def test_search_follows_edits_and_deletions(client: Client, auth: Auth):
+    event = (
+        await client.post(
+            "/events", json=new_event(title="Quarterly planning"), headers=auth["admin"]
+        )
+    ).json()
+    await client.patch(
+        f"/events/{event['id']}", json={"title": "Annual retreat"}, headers=auth["admin"]
+    )
+    assert ids(await listing(client, auth["admin"], search="quarterly")) == []
+    assert ids(await listing(client, auth["admin"], search="retreat")) == [event["id"]]
+
+    await client.delete(f"/events/{event['id']}", headers=auth["admin"])
+    assert ids(await listing(client, auth["admin"], search="retreat")) == []
+
+
+async def test_search_folds_case_beyond_ascii(client: Client, auth: Auth):
+    event = (
+        await client.post("/events", json=new_event(title="Événement d'été"), headers=auth["admin"])
+    ).json()
+
+    assert ids(await listing(client, auth["admin"], search="ÉVÉNEMENT")) == [event["id"]]
+    assert ids(await listing(client, auth["admin"], search="D'ÉTÉ")) == [event["id"]]
+
+
 async def test_start_date_range_is_inclusive(client: Client, auth: Auth):
     page = await listing(
         client,

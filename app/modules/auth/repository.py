@@ -3,7 +3,6 @@ command's transaction."""
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -37,7 +36,7 @@ class OrganizationRepository:
 
     async def add(self, organization: Organization) -> None:
         """Raises `DuplicateRow` if the slug was taken meanwhile."""
-        await self._tx.execute(_ADD_ORGANIZATION, dataclasses.asdict(organization))
+        await self._tx.execute(_ADD_ORGANIZATION, _values(ORGANIZATIONS.c.keys(), organization))
 
 
 class UserRepository:
@@ -54,7 +53,12 @@ class UserRepository:
 
     async def add(self, user: User) -> None:
         """Raises `DuplicateRow` if the email was taken meanwhile."""
-        await self._tx.execute(_ADD_USER, dataclasses.asdict(user))
+        await self._tx.execute(_ADD_USER, _values(USERS.c.keys(), user))
+
+
+def _values(names: list[str], row: object) -> dict[str, Any]:
+    """The row's column values (`dataclasses.asdict` would deep-copy each one)."""
+    return {name: getattr(row, name) for name in names}
 
 
 def _named(names: list[str], row: Sequence[Any]) -> dict[str, Any]:

@@ -83,6 +83,16 @@ EVENTS = Table(
 )
 
 
+SEARCH_INDEX = "events_search"
+"""Prefix of SQLite's search index tables (migration 0003: an FTS5 table, its shadow tables and
+its id map), maintained by triggers, not part of the metadata."""
+
+
+def outside_metadata(name: str | None, type_: str, parent_names: object) -> bool:
+    """For Alembic's `include_name`: False for the tables the metadata does not describe."""
+    return not (type_ == "table" and name is not None and name.startswith(SEARCH_INDEX))
+
+
 @dataclass(slots=True, eq=False)
 class Event:
     """One row of `events_events` (fields in column order) and the workflow's rules."""

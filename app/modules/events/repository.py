@@ -3,7 +3,6 @@ transaction. The tenant is part of every query, never a check after it."""
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 
 from sqlalchemy import (
@@ -12,19 +11,26 @@ from sqlalchemy import (
     Select,
     and_,
     bindparam,
+    column,
     delete,
     func,
     insert,
+    literal_column,
     or_,
     select,
+    table,
+    text,
     update,
 )
+from sqlalchemy.sql import operators
+from sqlalchemy.sql.expression import UnaryExpression
 
 from app.database import Query, Transaction
 from app.modules.events.contracts import ListEvents
 from app.modules.events.model import EVENTS, Event
 
 _C = EVENTS.c
+_COLUMNS = tuple(EVENTS.c.keys())
 _TENANT = and_(_C.id == bindparam("event_id"), _C.organization_id == bindparam("tenant"))
 _GET = Query(select(EVENTS).where(_TENANT), point=True)
 _GET_FOR_UPDATE = Query(select(EVENTS).where(_TENANT).with_for_update())
@@ -47,6 +53,27 @@ _SORT_COLUMNS = {
     "title": _C.title,
     "status": _C.status,
 }
+
+
+_SEARCH_IDS = table("events_search_ids", column("search_rowid"), column("event_id"))
+_SEARCH = table("events_search", column("rowid"))
+_INDEXED_SEARCH_MIN = 3
+"""SQLite's trigram index (migration 0003) finds text of three characters or more; shorter
+searches scan."""
+_INDEXED_SEARCH_MAX_MATCHES = 2000
+"""Beyond this many matches (in all organizations), reading the organization's events in one
+scan is cheaper than looking each match up by id."""
+_SEARCH_PROBE = Query(
+    text(
+        "SELECT count(*) FROM (SELECT 1 FROM events_search WHERE events_search MATCH :phrase "
+        "LIMIT :cap)"
+    )
+)
+
+
+def _phrase(text: str) -> str:
+    """An FTS5 phrase matching `text` as it is (only `"` is special inside one)."""
+    return '"' + text.replace('"', '""') + '"'
 
 
 def _literal_like(text: str) -> str:
@@ -74,7 +101,7 @@ class EventRepository:
 
     async def add(self, event: Event) -> None:
         """Written at commit at the latest (nothing here needs an answer from the database)."""
-        await self._tx.defer(_INSERT, dataclasses.asdict(event))
+        await self._tx.defer(_INSERT, {name: getattr(event, name) for name in _COLUMNS})
 
     async def save(self, event: Event) -> None:
         """Write the event's changes (everything a command may change) back to its row, at
@@ -87,6 +114,18 @@ class EventRepository:
     async def delete(self, event: Event) -> None:
         await self._tx.defer(_DELETE, {"event_id": event.id, "tenant": event.organization_id})
 
+    async def _search_mode(self, search: str | None, params: dict[str, object]) -> str | None:
+        """How to search: through SQLite's index when the text is long enough for it and rare
+        enough that looking its events up one by one beats reading them all; else scan."""
+        if not search:
+            return None
+        if self._tx.dialect != "sqlite" or len(search) < _INDEXED_SEARCH_MIN:
+            return "scan"
+        found = await self._tx.fetch_one(
+            _SEARCH_PROBE, {"phrase": params["phrase"], "cap": _INDEXED_SEARCH_MAX_MATCHES}
+        )
+        return "indexed" if found and found[0] < _INDEXED_SEARCH_MAX_MATCHES else "scan"
+
     async def page(
         self, query: ListEvents, organization_id: str, created_by_id: str | None
     ) -> tuple[list[Event], int]:
@@ -98,6 +137,7 @@ class EventRepository:
             "creator": created_by_id,
             "status": query.status,
             "pattern": _literal_like(query.search) if query.search else None,
+            "phrase": _phrase(query.search) if query.search else None,
             "start_from": query.start_date_from,
             "start_to": query.start_date_to,
             "offset": (query.page - 1) * query.limit,
@@ -106,7 +146,7 @@ class EventRepository:
         count, page = _page_queries(
             created_by_id is not None,
             query.status is not None,
-            bool(query.search),
+            await self._search_mode(query.search, params),
             query.start_date_from is not None,
             query.start_date_to is not None,
             query.sort_by,
@@ -121,11 +161,26 @@ class EventRepository:
         return [], int(total[0]) if total else 0
 
 
+def _no_index(column: ColumnElement[str]) -> ColumnElement[str]:
+    """`+column`: SQLite then does not drive the query from the column's index, so the search
+    index's few matches lead (looked up by id) instead of a walk over the whole organization."""
+    return UnaryExpression(column, operator=operators.custom_op("+"), type_=column.type)
+
+
+def _indexed_matches() -> Select[tuple[object]]:
+    """The ids of events whose title or description contains the phrase (SQLite's index)."""
+    return (
+        select(_SEARCH_IDS.c.event_id)
+        .join(_SEARCH, _SEARCH.c.rowid == _SEARCH_IDS.c.search_rowid)
+        .where(literal_column("events_search").op("MATCH")(bindparam("phrase")))
+    )
+
+
 @functools.cache
 def _page_queries(
     own_only: bool,
     by_status: bool,
-    search: bool,
+    search: str | None,
     start_from: bool,
     start_to: bool,
     sort_by: str,
@@ -135,12 +190,16 @@ def _page_queries(
     dialect)."""
 
     def conditions(dialect: str) -> list[ColumnElement[bool]]:
-        found = [_C.organization_id == bindparam("tenant")]
+        indexed = search == "indexed" and dialect == "sqlite"
+        tenant = _no_index(_C.organization_id) if indexed else _C.organization_id
+        found = [tenant == bindparam("tenant")]
         if own_only:
             found.append(_C.created_by_id == bindparam("creator"))
         if by_status:
             found.append(_C.status == bindparam("status"))
-        if search:
+        if indexed:
+            found.append(_C.id.in_(_indexed_matches()))
+        elif search:
             pattern: BindParameter[str] = bindparam("pattern")
             if dialect == "sqlite":  # LIKE is case-insensitive there already (ASCII, as lower())
                 matches = [

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from app.bus.envelope import Principal, Role
 from app.database import Query
-from app.modules.events import handlers
+from app.modules.events import handlers, repository
 from app.modules.events.contracts import (
     CreateEvent,
     DeleteEvent,
@@ -102,3 +102,27 @@ async def test_delete_removes_the_row(tx: Transactions):
         await handlers.delete_event(DeleteEvent(event_id=view.id), EventsUnitOfWork(t), CAROL)
     async with tx() as t:
         assert await EventsUnitOfWork(t).events.get(view.id, "org-a") is None
+
+
+@pytest.mark.parametrize("cap", [1, 1000])
+async def test_search_answers_the_same_through_the_index_or_a_scan(
+    tx: Transactions, monkeypatch: pytest.MonkeyPatch, cap: int
+):
+    """On SQLite a search for text found in more than `cap` events scans instead of using the
+    index; either way (and on PostgreSQL) the page, the order and the total are the same."""
+    monkeypatch.setattr(repository, "_INDEXED_SEARCH_MAX_MATCHES", cap)
+    async with tx() as t:
+        uow = EventsUnitOfWork(t)
+        for n, title in enumerate(["Budget review", "Review of budgets", "Offsite"]):
+            await handlers.create_event(command(title, n + 1), uow, ALICE)
+        await handlers.create_event(command("Budget for org B", 1), uow, BOB)
+
+    async with tx() as t:
+        found = await handlers.list_events(
+            ListEvents(search="BUDGET", sort_by="startDate", sort_order="desc"),
+            EventsUnitOfWork(t),
+            ALICE,
+        )
+
+    assert [e.title for e in found.data] == ["Review of budgets", "Budget review"]
+    assert found.meta.total == 2
