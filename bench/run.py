@@ -365,8 +365,10 @@ def scenario_ping(report: Report, folder: Path) -> None:
 def scenario_get(report: Report, folder: Path) -> None:
     database = migrated_database(folder, "get")
     project, reference = Sample("EventBoard (JWT, gateway, bus, DB)"), Sample("raw aiosqlite")
+    quiet = Sample("EventBoard, logs at WARNING (no request/command lines)")
     with (
         server("app.main:app", app_env(database)) as app_url,
+        server("app.main:app", app_env(database, LOG_LEVEL="WARNING")) as quiet_url,
         server("bench.apps.raw:app", raw_env(database), ready=f"/events/{EVENT}") as raw_url,
     ):
         token = login(app_url)
@@ -376,12 +378,13 @@ def scenario_get(report: Report, folder: Path) -> None:
             [
                 (project, f"{app_url}/events/{EVENT}", authed),
                 (reference, f"{raw_url}/events/{EVENT}", plain),
+                (quiet, f"{quiet_url}/events/{EVENT}", authed),
             ],
             runs=report.args.runs,
             connections=64,
             seconds=report.args.seconds,
         )
-    report.table("get: GET /events/{id}, 64 connections", [project, reference])
+    report.table("get: GET /events/{id}, 64 connections", [project, reference, quiet])
     ratio = project.rps / reference.rps
     report.target("GET >= 0.40x raw aiosqlite", f"{ratio:.2f}x", ratio >= 0.40)
     p99 = project.p99 / reference.p99

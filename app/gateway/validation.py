@@ -76,6 +76,8 @@ def check_query(items: list[tuple[str, str]], query_type: type[Any] | None) -> l
 
 
 def check_json_body(body: bytes, body_type: type[Any]) -> list[FieldError]:
+    if _valid_at_once(body, body_type):
+        return []
     if not body.strip():
         return [FieldError(field="body", message="A JSON object body is required")]
     try:
@@ -94,6 +96,21 @@ def check_json_body(body: bytes, body_type: type[Any]) -> list[FieldError]:
         if name not in known
     ]
     return unknown + check_fields({k: v for k, v in data.items() if k in known}, body_type)
+
+
+def _valid_at_once(body: bytes, body_type: type[Any]) -> bool:
+    """The usual case: the body decodes into the contract as it is (unknown fields are refused
+    by the contract itself) and its date-times lie within the calendar. Anything else gets the
+    field-by-field check, which names every problem."""
+    try:
+        decoded = msgspec.json.decode(body, type=body_type)
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):  # ValidationError too
+        return False
+    for field in _fields(body_type):
+        value = getattr(decoded, field.name)
+        if isinstance(value, datetime) and not within_calendar(value):
+            return False
+    return True
 
 
 def check_fields(
