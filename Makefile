@@ -9,7 +9,7 @@ SHUTDOWN_GRACE_SECONDS ?= 10
 # uv from PATH, else the one pip installs for this Python (`python3 -m uv`).
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 
-.PHONY: run test install uv lint migrate format cluster
+.PHONY: run test install uv lint migrate format cluster bench
 
 uv:
 	@$(UV) --version >/dev/null 2>&1 \
@@ -45,3 +45,7 @@ migrate: install
 format: install
 	$(UV) run --frozen ruff format .
 	$(UV) run --frozen ruff check --fix .
+
+# The performance suite (needs wrk: apt-get install wrk); writes bench/RESULTS.md. About 6 min.
+bench: install
+	$(UV) run --frozen python bench/run.py --write

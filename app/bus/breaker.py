@@ -84,6 +84,8 @@ class CircuitBreaker:
             self._probing -= 1
         if failed is None or (probe and self.state != HALF_OPEN):
             return
+        if self.state == HALF_OPEN and not probe:
+            return  # admitted before the breaker opened: only the probes speak for now
         if self.state == HALF_OPEN:
             if failed:
                 self._open()

@@ -134,6 +134,27 @@ async def test_half_open_admits_a_bounded_number_of_probes_at_once():
     assert circuit.state == CLOSED
 
 
+async def test_calls_from_before_the_opening_do_not_decide_the_half_open_state():
+    """A straggler (admitted while closed, still running when the breaker opened) that ends
+    while the breaker is half-open neither re-opens it by failing nor counts as a probe."""
+    clock = Clock()
+    breaker = breaker_with(clock)
+    circuit = breaker.breaker("events")
+    stragglers = [circuit.acquire() for _ in range(2)]  # admitted while closed: not probes
+    for _ in range(4):
+        await call(breaker, fails)
+    clock.now += 10
+    assert await call(breaker, works) == "ok"  # the first probe
+    assert circuit.state == HALF_OPEN
+
+    circuit.release(stragglers[0], True)  # it timed out at last
+    assert circuit.state == HALF_OPEN
+    circuit.release(stragglers[1], False)
+    assert circuit.state == HALF_OPEN  # still waiting for its second probe
+    assert await call(breaker, works) == "ok"
+    assert circuit.state == CLOSED
+
+
 async def test_slow_calls_count_as_failures():
     clock = Clock()
     breaker = breaker_with(clock)
