@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+from loguru import logger
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -66,7 +67,7 @@ async def measure(commands: int, runs: int, log_level: str = "INFO") -> dict[str
             configure_logging(settings, devnull)
             database = open_database(settings.database_url)
             bus = build_bus(settings, database).bus
-            bus.register({"cmd": "bench.ping"}, Ping, ping, read_only=True)
+            bus.register(PING, Ping, ping, read_only=True)
             bus.connect(LocalTransport(bus))
             payload = Ping(1)
 
@@ -91,6 +92,7 @@ async def measure(commands: int, runs: int, log_level: str = "INFO") -> dict[str
                 bus_us.append(await via_bus(commands) * 1e6)
                 direct_us.append(await direct(commands) * 1e6)
             await database.close()
+            logger.remove()  # its sink is the file about to close
     return {
         "bus_us": statistics.median(bus_us),
         "direct_us": statistics.median(direct_us),

@@ -30,6 +30,7 @@ gets its outcome back.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import hmac
 import time
@@ -257,7 +258,13 @@ class IdempotencyMiddleware:
 
 
 def _count(scope: _Scope, result: str) -> None:
-    metrics().idempotency.labels(scope.pattern, result).inc()
+    _counter(scope.pattern, result).inc()
+
+
+@functools.cache
+def _counter(pattern: str, result: str) -> Any:
+    """The labelled child, looked up once per pattern and result."""
+    return metrics().idempotency.labels(pattern, result)
 
 
 def _replay(stored: bytes, context: Context) -> Replayed:
