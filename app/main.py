@@ -114,11 +114,6 @@ def create_app(
             asyncio.create_task(purge_forever(database, settings.idempotency_purge_interval))
         )
         restore_signal = _drain_on_sigterm(bus)
-        # Everything built so far lives as long as the process: move it out of the cyclic
-        # garbage collector's way, so its full collections (pauses of tens of ms, in the tail
-        # latency) only scan what requests allocate.
-        gc.collect()
-        gc.freeze()
         logger.bind(
             env=settings.app_env,
             transport=settings.bus_transport,
@@ -272,6 +267,21 @@ def _nothing() -> None:
     return None
 
 
+GC_THRESHOLDS = (20_000, 20, 20)
+"""The server's cyclic GC: a young collection every 20,000 allocations instead of 700 (each
+request allocates hundreds of objects), older generations correspondingly rarer."""
+
+
+async def _tune_gc() -> None:
+    """For the server process (`uvicorn app.main:app`), once started: everything built so far
+    lives as long as the process, so move it out of the cyclic collector's way (`gc.freeze`),
+    and collect young objects less often. Measured in bench/RESULTS.md: GET throughput up about
+    20%, p99 latency down by a third. Not done by `create_app`, which tests call many times."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
 def __getattr__(name: str) -> Any:
     if name != "app":
         raise AttributeError(name)
@@ -280,5 +290,6 @@ def __getattr__(name: str) -> Any:
     except SettingsError as exc:
         print(f"eventboard: invalid configuration: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    application.on_startup.append(_tune_gc)
     globals()["app"] = application
     return application
