@@ -13,5 +13,5 @@ def to_wire(moment: datetime) -> str:
     """`2026-06-01T10:00:00.000Z`: UTC, millisecond precision."""
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    moment = moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    # isoformat is C and zero-pads the year; its "+00:00" ends with 6 characters.
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
