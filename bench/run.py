@@ -344,20 +344,29 @@ def scenario_bus(report: Report) -> None:
 
 def scenario_ping(report: Report, folder: Path) -> None:
     database = migrated_database(folder, "ping")
-    env = app_env(database)
+    env, quiet_env = app_env(database), app_env(database, LOG_LEVEL="WARNING")
     script = wrk_script(folder, "GET", {}, None, keyed=False)
     bus, direct = Sample("gateway + bus + handler"), Sample("gateway + handler (direct)")
+    quiet_bus = Sample("gateway + bus + handler, logs at WARNING")
+    quiet_direct = Sample("gateway + handler (direct), logs at WARNING")
     with (
         server("bench.apps.ping:bus_app", env) as bus_url,
         server("bench.apps.ping:direct_app", env) as direct_url,
+        server("bench.apps.ping:bus_app", quiet_env) as quiet_bus_url,
+        server("bench.apps.ping:direct_app", quiet_env) as quiet_direct_url,
     ):
         interleaved(
-            [(bus, bus_url + "/bench/ping", script), (direct, direct_url + "/bench/ping", script)],
+            [
+                (bus, bus_url + "/bench/ping", script),
+                (direct, direct_url + "/bench/ping", script),
+                (quiet_bus, quiet_bus_url + "/bench/ping", script),
+                (quiet_direct, quiet_direct_url + "/bench/ping", script),
+            ],
             runs=report.args.runs,
             connections=64,
             seconds=report.args.seconds,
         )
-    report.table("ping: GET /bench/ping, 64 connections", [bus, direct])
+    report.table("ping: GET /bench/ping, 64 connections", [bus, direct, quiet_bus, quiet_direct])
     ratio = bus.rps / direct.rps
     report.target("ping >= 0.85x the direct route", f"{ratio:.2f}x", ratio >= 0.85)
 
