@@ -46,6 +46,6 @@ format: install
 	$(UV) run --frozen ruff format .
 	$(UV) run --frozen ruff check --fix .
 
-# The performance suite (needs wrk: apt-get install wrk); writes bench/RESULTS.md. About 6 min.
+# The performance suite (needs wrk: apt-get install wrk); writes bench/RESULTS.md. About 8 min.
 bench: install
 	$(UV) run --frozen python bench/run.py --write
