@@ -13,8 +13,8 @@ ORM's per-row work or a greenlet per call:
   statement always runs after it. Point reads (one row by key, `Query(point=True)`) of read-only
   commands run on the event loop's own read-only connection instead: a hot B-tree lookup takes
   microseconds, less than a hop to a thread (whose answer, on a busy loop, waits its turn to
-  be picked up; see bench/RESULTS.md). It never waits: its busy timeout is zero, and a read that would have to wait (a WAL reader almost
-  never does) goes to a reader thread instead.
+  be picked up; see bench/RESULTS.md). It never waits: its busy timeout is zero, and a read
+  that would have to wait (a WAL reader almost never does) goes to a reader thread instead.
 - **PostgreSQL**: an asyncpg pool; a write holds one connection in one transaction, a read uses
   autocommit statements.
 
