@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from app.bus.envelope import Envelope, module_of
@@ -33,14 +33,11 @@ class TimeoutMiddleware:
             return await call_next(envelope)
         attempts_left = max(1, envelope.max_attempts - envelope.attempt + 1)
         budget = (envelope.deadline - self._clock()) / attempts_left
-        if budget > 0:
-            timer = asyncio.timeout(budget)
-            try:
-                async with timer:
-                    return await call_next(envelope)
-            except TimeoutError:
-                if not timer.expired():
-                    raise
+        try:
+            if budget > 0:
+                return await _within(budget, call_next(envelope))
+        except _Expired:
+            pass
         metrics().timeouts.labels(envelope.pattern, "send").inc()
         raise Timeout(f"The {module_of(envelope.pattern)} module did not answer in time")
 
@@ -61,12 +58,26 @@ class DeadlineMiddleware:
             raise Timeout("The deadline passed before the work started", code="DEADLINE_EXCEEDED")
         if context.local:
             return await call_next(context)
-        timer = asyncio.timeout(remaining)
         try:
-            async with timer:
-                return await call_next(context)
-        except TimeoutError:
-            if not timer.expired():
-                raise
-        metrics().timeouts.labels(context.envelope.pattern, "handle").inc()
-        raise Timeout("The work was cancelled at its deadline", code="DEADLINE_EXCEEDED")
+            return await _within(remaining, call_next(context))
+        except _Expired:
+            metrics().timeouts.labels(context.envelope.pattern, "handle").inc()
+            raise Timeout(
+                "The work was cancelled at its deadline", code="DEADLINE_EXCEEDED"
+            ) from None
+
+
+class _Expired(Exception):
+    """The time given to `_within` ran out (and the work was cancelled)."""
+
+
+async def _within(seconds: float, work: Awaitable[Any]) -> Any:
+    """Await `work`, cancelled after `seconds`; `_Expired` then. One timer, no closure."""
+    timer = asyncio.timeout(seconds)
+    try:
+        async with timer:
+            return await work
+    except TimeoutError:
+        if timer.expired():
+            raise _Expired from None
+        raise
