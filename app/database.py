@@ -221,6 +221,24 @@ class _TracedTransaction:
             await self._inner.defer(query, params, must_change=must_change)
 
 
+class _Ending(Protocol):
+    async def end(self, *, commit: bool) -> None: ...
+
+
+E = TypeVar("E", bound=_Ending)
+
+
+@asynccontextmanager
+async def _committed(tx: E) -> AsyncIterator[E]:
+    """Commit when the block ends; roll back if it raises (a cancellation included)."""
+    try:
+        yield tx
+    except BaseException:
+        await tx.end(commit=False)
+        raise
+    await tx.end(commit=True)
+
+
 # SQLite ------------------------------------------------------------------------------------------
 
 
@@ -379,13 +397,8 @@ class SqliteDatabase:
         if not self._opened:
             await self.open()
         if write:
-            writes = _SqliteWrite(self._writer, self._write_lock)
-            try:
+            async with _committed(_SqliteWrite(self._writer, self._write_lock)) as writes:
                 yield writes
-            except BaseException:
-                await writes.end(commit=False)
-                raise
-            await writes.end(commit=True)
         else:
             reads = _SqliteRead(self._readers, self._inline)
             try:
@@ -594,13 +607,8 @@ class PostgresDatabase:
     async def transaction(self, *, write: bool) -> AsyncIterator[Transaction]:
         if self._pool is None:
             await self.open()
-        tx = _PgTransaction(self._pool, write)
-        try:
+        async with _committed(_PgTransaction(self._pool, write)) as tx:
             yield tx
-        except BaseException:
-            await tx.end(commit=False)
-            raise
-        await tx.end(commit=True)
 
 
 def _pg_error(exc: BaseException) -> Exception:

@@ -1,9 +1,9 @@
-"""Engine, sessions and the shared column types.
+"""The SQLAlchemy engine (migrations and start-up seeding) and the shared column types.
 
 SQLite runs in WAL mode with a busy timeout and foreign keys on. The driver's own transaction
-handling is switched off so SQLAlchemy emits BEGIN itself: `BEGIN IMMEDIATE` for commands that
-write (they take the write lock up front and queue on the busy timeout instead of failing on a
-lock upgrade), plain `BEGIN` for reads, which never block in WAL mode.
+handling is switched off so SQLAlchemy emits BEGIN itself: `BEGIN IMMEDIATE` for writes (the
+migrations and seeding take the write lock up front and queue on the busy timeout instead of
+failing on a lock upgrade), plain `BEGIN` for reads, which never block in WAL mode.
 """
 
 from __future__ import annotations
@@ -17,12 +17,7 @@ from typing import Any
 from sqlalchemy import DateTime, MetaData, Table, event, insert
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Dialect, make_url
-from sqlalchemy.ext.asyncio import (
-    AsyncEngine,
-    AsyncSession,
-    async_sessionmaker,
-    create_async_engine,
-)
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.pool import NullPool
 from sqlalchemy.sql.dml import Insert
@@ -100,16 +95,12 @@ def create_engine(database_url: str, *, pooled: bool = True) -> AsyncEngine:
     return engine
 
 
-def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
-
-
 @asynccontextmanager
 async def write_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
     """A session in one write transaction, committed on success (for start-up work such as seeding;
-    commands get theirs from the bus's transaction middleware)."""
-    factory = create_session_factory(engine.execution_options(**{WRITE_OPTION: True}))
-    async with factory() as session, session.begin():
+    commands run on `app.database` instead)."""
+    writes = engine.execution_options(**{WRITE_OPTION: True})
+    async with AsyncSession(writes, expire_on_commit=False) as session, session.begin():
         yield session
 
 
