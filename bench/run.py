@@ -26,7 +26,6 @@ import os
 import platform
 import re
 import shutil
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -46,6 +45,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench import bus_micro  # noqa: E402
+from bench.nats_hop import free_port  # noqa: E402
 
 RESULTS = ROOT / "bench" / "RESULTS.md"
 BEGIN_MARK = "<!-- bench/run.py: begin -->"
@@ -68,13 +68,6 @@ BODY = json.dumps(
 
 
 # Servers -----------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @contextmanager
