@@ -1,7 +1,8 @@
 """Micro-benchmark: one command through the bus's full send and handle chains, in process,
 versus awaiting the same handler directly. No database work, no idempotency key.
 
-    uv run python bench/bus_micro.py [--commands 20000] [--runs 5]
+    uv run python bench/bus_micro.py [--commands 20000] [--runs 5] [--log-level WARNING]
+    uv run python bench/bus_micro.py --layers    # the chain built up one layer at a time
 
 The bus is the app's own (`build_bus` with the app's settings and middleware, the in-process
 transport); the handler is a bench-only read command that returns its payload. Logging is on at
@@ -102,12 +103,61 @@ async def measure(commands: int, runs: int, log_level: str = "INFO") -> dict[str
     }
 
 
+async def layers(commands: int, log_level: str) -> list[tuple[str, float]]:
+    """us per command for the bare bus, then with the app's send-side layers added one by one,
+    then its handle-side layers (the same chains `build_bus` makes)."""
+    from app.bus.bus import Bus
+    from app.main import _handle_chain, _send_chain
+
+    with tempfile.TemporaryDirectory() as folder:
+        settings = Settings(
+            app_env="test",
+            database_url=f"sqlite+aiosqlite:///{folder}/bench.db",
+            jwt_secret="bench-secret-that-is-long-enough-0123456789",
+            log_format="json",
+            log_level=log_level,
+        )
+        with open(os.devnull, "w") as devnull:  # noqa: ASYNC230 (set-up, before timing)
+            configure_logging(settings, devnull)
+            database = open_database(settings.database_url)
+            parts = build_bus(settings, database)
+            send = _send_chain(settings, parts.breakers, None)
+            handle = _handle_chain(settings, database, None, None)
+            chains: list[tuple[list[Any], list[Any]]] = [
+                (send[:n], []) for n in range(len(send) + 1)
+            ]
+            chains += [(list(send), handle[:n]) for n in range(1, len(handle) + 1)]
+            found: list[tuple[str, float]] = []
+            for send_side, handle_side in chains:
+                bus = Bus(send_middleware=send_side, handle_middleware=handle_side)
+                bus.register(PING, Ping, ping, read_only=True)
+                bus.connect(LocalTransport(bus))
+                for _ in range(1000):  # warm up
+                    await bus.send(PING, Ping(1), principal=PRINCIPAL, policy=POLICY)
+                started = time.perf_counter()
+                for _ in range(commands):
+                    await bus.send(PING, Ping(1), principal=PRINCIPAL, policy=POLICY)
+                layer = (handle_side or send_side or [None])[-1]
+                name = "bare bus" if layer is None else type(layer).__name__
+                found.append((name, (time.perf_counter() - started) / commands * 1e6))
+            await database.close()
+            logger.remove()
+    return found
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--commands", type=int, default=20000)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("--layers", action="store_true", help="cost of each layer, cumulative")
     args = parser.parse_args()
+    if args.layers:
+        previous = 0.0
+        for name, us in asyncio.run(layers(args.commands, args.log_level)):
+            print(f"{name:28} {us:6.1f} us/command  (+{us - previous:.1f})")
+            previous = us
+        return
     result = asyncio.run(measure(args.commands, args.runs, args.log_level))
     print(
         f"bus full chain: {result['bus_us']:.1f} us/command; direct await: "
