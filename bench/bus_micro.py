@@ -103,9 +103,10 @@ async def measure(commands: int, runs: int, log_level: str = "INFO") -> dict[str
     }
 
 
-async def layers(commands: int, log_level: str) -> list[tuple[str, float]]:
+async def layers(commands: int, runs: int, log_level: str) -> list[tuple[str, float]]:
     """us per command for the bare bus, then with the app's send-side layers added one by one,
-    then its handle-side layers (the same chains `build_bus` makes)."""
+    then its handle-side layers (the same chains `build_bus` makes): the median of `runs`
+    sweeps over all of them."""
     from app.bus.bus import Bus
     from app.main import _handle_chain, _send_chain
 
@@ -127,22 +128,26 @@ async def layers(commands: int, log_level: str) -> list[tuple[str, float]]:
                 (send[:n], []) for n in range(len(send) + 1)
             ]
             chains += [(list(send), handle[:n]) for n in range(1, len(handle) + 1)]
-            found: list[tuple[str, float]] = []
+            buses = []
             for send_side, handle_side in chains:
                 bus = Bus(send_middleware=send_side, handle_middleware=handle_side)
                 bus.register(PING, Ping, ping, read_only=True)
                 bus.connect(LocalTransport(bus))
-                for _ in range(1000):  # warm up
-                    await bus.send(PING, Ping(1), principal=PRINCIPAL, policy=POLICY)
-                started = time.perf_counter()
-                for _ in range(commands):
-                    await bus.send(PING, Ping(1), principal=PRINCIPAL, policy=POLICY)
                 layer = (handle_side or send_side or [None])[-1]
-                name = "bare bus" if layer is None else type(layer).__name__
-                found.append((name, (time.perf_counter() - started) / commands * 1e6))
+                buses.append(("bare bus" if layer is None else type(layer).__name__, bus))
+            timings: list[list[float]] = [[] for _ in buses]
+            for sweep in range(runs + 1):  # the first sweep warms up
+                for index, (_, bus) in enumerate(buses):
+                    started = time.perf_counter()
+                    for _ in range(commands):
+                        await bus.send(PING, Ping(1), principal=PRINCIPAL, policy=POLICY)
+                    if sweep:
+                        timings[index].append((time.perf_counter() - started) / commands * 1e6)
             await database.close()
             logger.remove()
-    return found
+    return [
+        (name, statistics.median(times)) for (name, _), times in zip(buses, timings, strict=True)
+    ]
 
 
 def main() -> None:
@@ -154,7 +159,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.layers:
         previous = 0.0
-        for name, us in asyncio.run(layers(args.commands, args.log_level)):
+        for name, us in asyncio.run(layers(args.commands, args.runs, args.log_level)):
             print(f"{name:28} {us:6.1f} us/command  (+{us - previous:.1f})")
             previous = us
         return
