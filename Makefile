@@ -3,7 +3,10 @@
 #   make test   installs everything and runs the whole suite (lint, types, contracts, tests)
 
 SHELL := /bin/bash
-HOST ?= 0.0.0.0
+# Loopback only unless asked (`make run HOST=0.0.0.0`): in development, tokens are signed with a
+# published key. X-Forwarded-For is never believed by uvicorn; the app believes it only from
+# TRUSTED_PROXIES.
+HOST ?= 127.0.0.1
 PORT ?= 3000
 SHUTDOWN_GRACE_SECONDS ?= 10
 # uv from PATH, else the one pip installs for this Python (`python3 -m uv`).
@@ -21,7 +24,7 @@ install: uv
 
 run: install
 	$(UV) run --frozen uvicorn app.main:app --host $(HOST) --port $(PORT) --no-access-log \
-	  --timeout-graceful-shutdown $(SHUTDOWN_GRACE_SECONDS)
+	  --no-proxy-headers --timeout-graceful-shutdown $(SHUTDOWN_GRACE_SECONDS)
 
 test: install lint
 	$(UV) run --frozen pytest

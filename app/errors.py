@@ -21,6 +21,7 @@ class Category(StrEnum):
     MISMATCH = "mismatch"
     RATE_LIMITED = "rate_limited"
     UNAVAILABLE = "unavailable"
+    OVERLOADED = "overloaded"
     TIMEOUT = "timeout"
     INTERNAL = "internal"
 
@@ -141,6 +142,16 @@ class Unavailable(AppError):
     transient = True
 
 
+class Overloaded(AppError):
+    """Refused at once because this process has more of such work than it can finish in time
+    (admission control). Not a failure of the dependency: breakers do not count it, and the bus
+    does not retry it (retrying is how overload grows); the client is told when to come back."""
+
+    category = Category.OVERLOADED
+    default_code = "OVERLOADED"
+    default_message = "The service is busy; try again shortly"
+
+
 class Timeout(AppError):
     category = Category.TIMEOUT
     default_code = "UPSTREAM_TIMEOUT"
@@ -163,6 +174,7 @@ _BY_CATEGORY: dict[Category, type[AppError]] = {
         Mismatch,
         RateLimited,
         Unavailable,
+        Overloaded,
         Timeout,
         Internal,
     )

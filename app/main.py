@@ -114,6 +114,8 @@ def create_app(
             asyncio.create_task(purge_forever(database, settings.idempotency_purge_interval))
         )
         restore_signal = _drain_on_sigterm(bus)
+        for warning in settings.startup_warnings():
+            logger.warning(warning)
         logger.bind(
             env=settings.app_env,
             transport=settings.bus_transport,

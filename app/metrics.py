@@ -68,14 +68,14 @@ def metrics() -> Metrics:
         ),
         breaker_state=Gauge(
             "eventboard_breaker_state",
-            "Circuit breaker state per module: 0 closed, 1 half-open, 2 open",
-            ["module"],
+            "Circuit breaker state per command pattern: 0 closed, 1 half-open, 2 open",
+            ["pattern"],
             multiprocess_mode="livemax",
         ),
         breaker_transitions=Counter(
             "eventboard_breaker_transitions_total",
-            "Circuit breaker transitions per module and new state",
-            ["module", "state"],
+            "Circuit breaker transitions per command pattern and new state",
+            ["pattern", "state"],
         ),
         rate_limited=Counter(
             "eventboard_rate_limited_total", "Requests refused by a rate limit", ["limit"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -50,6 +51,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     bcrypt_rounds: int = 12
     bcrypt_threads: int = 0
     """Threads of bcrypt's own pool; 0 means one fewer than the cores (at least one)."""
+    bcrypt_max_wait: float = 2.0
+    """A password check that would wait longer than this for bcrypt is refused at once (503)."""
     seed_demo_data: bool = True
     log_level: str = "INFO"
     log_format: LogFormat = "text"
@@ -88,7 +91,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Rate limits (0 disables); Redis shares them across workers and hosts.
     rate_limit_per_minute: int = 1200
     login_failures_per_15min: int = 10
+    login_concurrency_per_client: int = 2
+    """Password checks (login, signup) one client may have in flight in this process."""
     redis_url: str | None = None
+    trusted_proxies: tuple[str, ...] = ()
+    """Peers whose X-Forwarded-For / X-Forwarded-Proto are believed (addresses, CIDRs or `*`)."""
     # Operations.
     shutdown_grace_seconds: float = 10.0
     otel_traces_exporter: Literal["none", "otlp", "console"] = "none"
@@ -128,6 +135,17 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def is_production(self) -> bool:
         return self.app_env == "production"
+
+    def startup_warnings(self) -> list[str]:
+        """What an operator must hear about once, at start."""
+        warnings = []
+        if self.jwt_secret == DEVELOPMENT_JWT_SECRET:
+            warnings.append(
+                "JWT_SECRET is not set: tokens are signed with the published development key, "
+                "so anyone who can reach this server can forge an ADMIN token; set JWT_SECRET "
+                "before exposing it beyond this machine"
+            )
+        return warnings
 
 
 def _choice(*allowed: str) -> Callable[[str], str]:
@@ -243,6 +261,23 @@ def _modules(raw: str) -> tuple[str, ...]:
     return modules
 
 
+def _trusted_proxies(raw: str) -> tuple[str, ...]:
+    """`10.0.0.5, 10.1.0.0/16, ::1` -> normalised networks; `*` trusts every peer."""
+    entries = tuple(part.strip() for part in raw.split(",") if part.strip())
+    if entries == ("*",):
+        return entries
+    networks = []
+    for entry in entries:
+        try:
+            networks.append(str(ipaddress.ip_network(entry, strict=False)))
+        except ValueError:
+            raise ValueError(
+                f"{entry!r} is not an IP address or network; give addresses or CIDRs "
+                "(10.0.0.5, 10.1.0.0/16), comma-separated, or *"
+            ) from None
+    return tuple(networks)
+
+
 def _redis_url(raw: str) -> str:
     if not raw.startswith(("redis://", "rediss://")):
         raise ValueError("must start with redis:// or rediss://")
@@ -263,6 +298,7 @@ _PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "JWT_EXPIRES_IN": ("jwt_expires_in", parse_duration),
     "BCRYPT_ROUNDS": ("bcrypt_rounds", _int_between(4, 31)),
     "BCRYPT_THREADS": ("bcrypt_threads", _int_between(0, 64)),
+    "BCRYPT_MAX_WAIT": ("bcrypt_max_wait", _seconds),
     "SEED_DEMO_DATA": ("seed_demo_data", _bool),
     "LOG_LEVEL": ("log_level", _log_level),
     "LOG_FORMAT": ("log_format", _choice("text", "json")),
@@ -295,7 +331,9 @@ _PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "BREAKER_HALF_OPEN_PROBES": ("breaker_half_open_probes", _int_between(1, 1000)),
     "RATE_LIMIT_PER_MINUTE": ("rate_limit_per_minute", _int_between(0, 10_000_000)),
     "LOGIN_FAILURES_PER_15MIN": ("login_failures_per_15min", _int_between(0, 1_000_000)),
+    "LOGIN_CONCURRENCY_PER_CLIENT": ("login_concurrency_per_client", _int_between(0, 1000)),
     "REDIS_URL": ("redis_url", _redis_url),
+    "TRUSTED_PROXIES": ("trusted_proxies", _trusted_proxies),
     "SHUTDOWN_GRACE_SECONDS": ("shutdown_grace_seconds", _seconds),
     "OTEL_TRACES_EXPORTER": ("otel_traces_exporter", _choice("none", "otlp", "console")),
 }

@@ -27,6 +27,8 @@ MODULES = ("auth", "events")
 
 async def serve(modules: list[str], settings: Settings, stop: asyncio.Event) -> None:
     configure_logging(settings)
+    for warning in settings.startup_warnings():
+        logger.warning(warning)
     engine = create_engine(settings.database_url)
     if not settings.is_production:
         await upgrade_to_head(engine)

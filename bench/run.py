@@ -118,6 +118,7 @@ def app_env(database: Path, **extra: str) -> dict[str, str]:
         "LOG_FORMAT": "json",
         "RATE_LIMIT_PER_MINUTE": "0",
         "LOGIN_FAILURES_PER_15MIN": "0",
+        "LOGIN_CONCURRENCY_PER_CLIENT": "0",
         **extra,
     }
 

@@ -186,9 +186,16 @@ def app(settings: Settings, bus_mode: str) -> Litestar:
     return create_app(settings)
 
 
+def client_at(app: Litestar, address: str) -> httpx.AsyncClient:
+    """Another HTTP client of an app that `serve` started, connecting from `address`."""
+    transport = httpx.ASGITransport(app=app, client=(address, 40000))  # type: ignore[arg-type]
+    return httpx.AsyncClient(transport=transport, base_url="http://testserver")
+
+
 @asynccontextmanager
-async def serve(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
-    """The app started (lifespan) and an HTTP client calling it in this event loop.
+async def serve(app: Litestar, address: str = "127.0.0.1") -> AsyncIterator[httpx.AsyncClient]:
+    """The app started (lifespan) and an HTTP client calling it in this event loop, connecting
+    from `address`.
 
     Not Litestar's AsyncTestClient: that one runs the app on a portal thread and handles one
     request at a time, so concurrent requests in a test would silently be serialised.
@@ -209,9 +216,8 @@ async def serve(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
     await started.wait()
     if running.done():
         running.result()  # start-up failed: raise its error here
-    transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]  # narrower ASGI types
     try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        async with client_at(app, address) as client:
             yield client
     finally:
         stop.set()

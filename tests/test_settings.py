@@ -199,3 +199,25 @@ def test_fault_injection_is_refused_in_production():
             },
             env_file=None,
         )
+
+
+def test_trusted_proxies_are_normalised_networks(tmp_path: Path):
+    settings = Settings.from_env(
+        {"TRUSTED_PROXIES": " 10.0.0.5, 10.1.2.3/16 ,::1"}, env_file=tmp_path / "none"
+    )
+
+    assert settings.trusted_proxies == ("10.0.0.5/32", "10.1.0.0/16", "::1/128")
+    assert Settings.from_env({}, env_file=tmp_path / "none").trusted_proxies == ()
+
+
+def test_a_trusted_proxy_that_is_not_an_address_is_refused(tmp_path: Path):
+    with pytest.raises(SettingsError, match=r"^TRUSTED_PROXIES: 'proxy.internal' is not an IP"):
+        Settings.from_env({"TRUSTED_PROXIES": "proxy.internal"}, env_file=tmp_path / "none")
+
+
+def test_only_the_development_secret_is_warned_about(tmp_path: Path):
+    development = Settings.from_env({}, env_file=tmp_path / "none")
+    configured = Settings.from_env({"JWT_SECRET": SECRET}, env_file=tmp_path / "none")
+
+    assert any("JWT_SECRET is not set" in w for w in development.startup_warnings())
+    assert configured.startup_warnings() == []

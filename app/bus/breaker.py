@@ -1,11 +1,19 @@
-"""A circuit breaker per target module, on the send side (outside retries).
+"""A circuit breaker per command pattern, on the send side (outside retries).
+
+Scope: one breaker per pattern (`events.findOne`, `auth.login`), the common choice: a command
+type that fails (a broken query, a dependency only it uses) is cut off without blocking the
+module's other commands, and a module that is down as a whole opens each of its patterns' breakers
+after their own few calls. Overload is not failure: a deliberate, fast refusal (`Overloaded`, such
+as bcrypt's admission control refusing a login flood) says this process is busy, not that the
+dependency is broken, so it never opens a breaker and never cuts off other users.
 
 Closed: calls pass; their outcomes fill a sliding window of the last `window` calls. Once it
 holds at least `min_calls`, a failure rate at or above `failure_rate` opens the breaker.
 Failures are transient errors (unavailable, timeout), internal errors and calls slower than
-`slow_call` seconds; domain refusals are not failures. Open: calls fail at once with 503
-`CIRCUIT_OPEN` and Retry-After, for `open_seconds`. Half-open: up to `half_open_probes` calls
-probe the module; one failure opens it again, that many successes close it.
+`slow_call` seconds; domain refusals and overload refusals are not failures. Open: calls fail
+at once with 503 `CIRCUIT_OPEN` and Retry-After, for `open_seconds`. Half-open: up to
+`half_open_probes` calls probe the pattern; one failure opens it again, that many successes
+close it.
 """
 
 from __future__ import annotations
@@ -34,7 +42,7 @@ class CircuitOpen(Unavailable):
 class CircuitBreaker:
     def __init__(
         self,
-        module: str,
+        pattern: str,
         *,
         window: int = 20,
         min_calls: int = 10,
@@ -44,7 +52,7 @@ class CircuitBreaker:
         half_open_probes: int = 3,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.module = module
+        self.pattern = pattern
         self.slow_call = slow_call
         self._min_calls = min_calls
         self._failure_rate = failure_rate
@@ -56,7 +64,7 @@ class CircuitBreaker:
         self._opened_at = 0.0
         self._probing = 0
         self._probe_successes = 0
-        metrics().breaker_state.labels(module).set(BREAKER_STATE_VALUES[CLOSED])
+        metrics().breaker_state.labels(pattern).set(BREAKER_STATE_VALUES[CLOSED])
 
     def acquire(self) -> bool:
         """Let a call through (True when it is a half-open probe), or raise CircuitOpen."""
@@ -64,14 +72,14 @@ class CircuitBreaker:
             remaining = self._opened_at + self._open_seconds - self._clock()
             if remaining > 0:
                 raise CircuitOpen(
-                    f"The {self.module} module is failing; calls are paused",
+                    f"The {module_of(self.pattern)} module is failing; calls are paused",
                     retry_after=max(1.0, remaining),
                 )
             self._move(HALF_OPEN)
         if self.state == HALF_OPEN:
             if self._probing >= self._probes:
                 raise CircuitOpen(
-                    f"The {self.module} module is being probed; calls are paused",
+                    f"The {module_of(self.pattern)} module is being probed; calls are paused",
                     retry_after=1.0,
                 )
             self._probing += 1
@@ -112,9 +120,9 @@ class CircuitBreaker:
         previous, self.state = self.state, state
         self._probe_successes = 0
         recorded = metrics()
-        recorded.breaker_state.labels(self.module).set(BREAKER_STATE_VALUES[state])
-        recorded.breaker_transitions.labels(self.module, state).inc()
-        log = logger.bind(module=self.module, previous=previous, state=state)
+        recorded.breaker_state.labels(self.pattern).set(BREAKER_STATE_VALUES[state])
+        recorded.breaker_transitions.labels(self.pattern, state).inc()
+        log = logger.bind(cmd=self.pattern, previous=previous, state=state)
         (log.warning if state == OPEN else log.info)("circuit breaker {}", state.replace("_", "-"))
 
 
@@ -124,13 +132,13 @@ class BreakerMiddleware:
         self._clock = clock
         self.breakers: dict[str, CircuitBreaker] = {}
 
-    def breaker(self, module: str) -> CircuitBreaker:
-        if module not in self.breakers:
-            self.breakers[module] = CircuitBreaker(module, clock=self._clock, **self._config)
-        return self.breakers[module]
+    def breaker(self, pattern: str) -> CircuitBreaker:
+        if pattern not in self.breakers:
+            self.breakers[pattern] = CircuitBreaker(pattern, clock=self._clock, **self._config)
+        return self.breakers[pattern]
 
     async def __call__(self, envelope: Envelope[Any], call_next: SendNext) -> Any:
-        breaker = self.breaker(module_of(envelope.pattern))
+        breaker = self.breaker(envelope.pattern)
         probe = breaker.acquire()
         started = self._clock()
         failed: bool | None = None

@@ -7,7 +7,6 @@ from typing import Any
 from litestar import Controller, Request, Response, get, post
 from litestar.params import JSONBody
 
-from app.errors import AppError
 from app.gateway.call import TheCall
 from app.gateway.idempotency import IdempotencyKey, replied
 from app.gateway.problems import problem_responses
@@ -15,7 +14,6 @@ from app.gateway.ratelimit import client_of
 from app.gateway.security import BEARER_SCHEME, authenticated
 from app.modules.auth.contracts import (
     GetMe,
-    InvalidCredentials,
     LogIn,
     LoginView,
     MeView,
@@ -37,17 +35,19 @@ class AuthController(Controller):
     )
     async def sign_up(
         self,
+        request: Request[Any, Any, Any],
         data: JSONBody[SignUp],
         call: TheCall,
         idempotency_key: IdempotencyKey = None,
     ) -> Response[SignUpView]:
         """Join an organization (`organizationId`) as USER, or found one (`organizationName`)."""
-        outcome = await call.bus.call(
-            {"cmd": "auth.signup"},
-            data,
-            idempotency_key=idempotency_key,
-            policy=call.policies.signup,
-        )
+        async with call.limits.password_check(client_of(request.scope)):
+            outcome = await call.bus.call(
+                {"cmd": "auth.signup"},
+                data,
+                idempotency_key=idempotency_key,
+                policy=call.policies.signup,
+            )
         return replied(outcome, 201)
 
     @post(
@@ -65,15 +65,13 @@ class AuthController(Controller):
     ) -> LoginView:
         """After too many failed logins for one email from one client, answers 429."""
         client = client_of(request.scope)
-        await call.limits.check_login(data.email, client)
-        try:
+        async with (
+            call.limits.login_attempt(data.email, client),
+            call.limits.password_check(client),
+        ):
             view: LoginView = await call.bus.send(
                 {"cmd": "auth.login"}, data, policy=call.policies.login
             )
-        except AppError as error:
-            if error.code == InvalidCredentials.default_code:
-                await call.limits.login_failed(data.email, client)
-            raise
         return view
 
     @get(

@@ -19,6 +19,7 @@ from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlu
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from litestar.static_files import create_static_files_router
 from opentelemetry.sdk.trace import TracerProvider
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from app.bus.bus import Bus
 from app.gateway.auth import AuthController
@@ -99,6 +100,14 @@ def create_gateway(
         debug=False,
     )
     app.asgi_handler = CorrelationASGI(RateLimitASGI(app.asgi_handler, limits))
+    if settings.trusted_proxies:
+        # The client address every limit and log uses: X-Forwarded-For counts only when the
+        # peer is a trusted proxy (uvicorn's own implementation; `make run` tells uvicorn
+        # itself to trust none, so this is the one place forwarded headers are believed).
+        app.asgi_handler = ProxyHeadersMiddleware(  # type: ignore[assignment]
+            app.asgi_handler,  # type: ignore[arg-type]
+            trusted_hosts=list(settings.trusted_proxies),
+        )
     return app
 
 

@@ -33,6 +33,7 @@ STATUS_BY_CATEGORY: dict[Category, int] = {
     Category.RATE_LIMITED: 429,
     Category.INTERNAL: 500,
     Category.UNAVAILABLE: 503,
+    Category.OVERLOADED: 503,
     Category.TIMEOUT: 504,
 }
 

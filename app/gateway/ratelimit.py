@@ -3,15 +3,25 @@ across workers and hosts.
 
 - Per client (IP), on every route but the probes and /metrics: `RATE_LIMIT_PER_MINUTE` (sliding
   window counter; 0 disables), checked at the ASGI edge before anything else runs.
-- Failed logins per (email, client IP): `LOGIN_FAILURES_PER_15MIN` (moving window); the next
-  attempt after that many failures is refused without checking the password.
+- Login attempts per (email, client IP): `LOGIN_FAILURES_PER_15MIN` (moving window). Each
+  attempt reserves its place atomically *before* the password is checked, so concurrent guesses
+  cannot all slip in between a check and a count: once the limit is reached, the next attempt is
+  refused without checking the password. A successful login clears the pair's count; any other
+  outcome keeps its place (a wrong password, and also a refusal for overload or a timeout, so
+  that overload cannot be used to reset the count).
+- Password checks in flight per client IP, in this process: `LOGIN_CONCURRENCY_PER_CLIENT`
+  (login and signup). Fairness: one client flooding the password routes gets fast 429s and
+  leaves bcrypt's queue (bounded by the auth module's own admission control) to everyone else.
 
-A refusal is 429 problem+json with `Retry-After` and `RateLimit-Limit/Remaining/Reset`.
+A refusal is 429 problem+json with `Retry-After` (and `RateLimit-Limit/Remaining/Reset` for the
+counted limits).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from limits import RateLimitItem, RateLimitItemPerMinute
@@ -28,6 +38,7 @@ from litestar.types import (
     Send,
 )
 
+from app.errors import RateLimited
 from app.gateway.problems import RateLimitExceeded, problem_body
 from app.metrics import metrics
 from app.settings import Settings
@@ -54,6 +65,8 @@ class RateLimits:
             if settings.login_failures_per_15min
             else None
         )
+        self._password_checks_per_client = settings.login_concurrency_per_client
+        self._password_checks: dict[str, int] = {}
 
     async def check_client(self, client: str) -> None:
         if self._per_client is None or await self._clients.hit(self._per_client, "client", client):
@@ -63,22 +76,44 @@ class RateLimits:
             self._clients, self._per_client, ("client", client), "Too many requests"
         )
 
-    async def check_login(self, email: str, client: str) -> None:
-        if self._login_failures is None:
+    @asynccontextmanager
+    async def login_attempt(self, email: str, client: str) -> AsyncIterator[None]:
+        """Reserve the attempt's place in the (email, client) window before the password is
+        checked (429 when it is full); a block that ends normally is a successful login and
+        clears the window."""
+        item = self._login_failures
+        if item is None:
+            yield
             return
         key = ("login-failures", email.strip().lower(), client)
-        if await self._logins.test(self._login_failures, *key):
-            return
-        metrics().rate_limited.labels("login").inc()
-        raise await self._exceeded(
-            self._logins, self._login_failures, key, "Too many failed logins; try again later"
-        )
-
-    async def login_failed(self, email: str, client: str) -> None:
-        if self._login_failures is not None:
-            await self._logins.hit(
-                self._login_failures, "login-failures", email.strip().lower(), client
+        if not await self._logins.hit(item, *key):
+            metrics().rate_limited.labels("login").inc()
+            raise await self._exceeded(
+                self._logins, item, key, "Too many failed logins; try again later"
             )
+        yield
+        await self._logins.clear(item, *key)
+
+    @asynccontextmanager
+    async def password_check(self, client: str) -> AsyncIterator[None]:
+        """One of the client's password checks in flight (429 beyond its share)."""
+        cap = self._password_checks_per_client
+        if not cap:
+            yield
+            return
+        running = self._password_checks.get(client, 0)
+        if running >= cap:
+            metrics().rate_limited.labels("password_checks").inc()
+            raise TooManyPasswordChecks(retry_after=1.0)
+        self._password_checks[client] = running + 1
+        try:
+            yield
+        finally:
+            left = self._password_checks[client] - 1
+            if left:
+                self._password_checks[client] = left
+            else:
+                del self._password_checks[client]
 
     async def close(self) -> None:
         close = getattr(self._storage, "close", None)
@@ -92,6 +127,11 @@ class RateLimits:
         return RateLimitExceeded(
             message, limit=item.amount, reset_in=stats.reset_time - time.time()
         )
+
+
+class TooManyPasswordChecks(RateLimited):
+    default_code = "TOO_MANY_CONCURRENT_LOGINS"
+    default_message = "Too many logins or signups at once from this client; try again shortly"
 
 
 def client_of(scope: Scope) -> str:

@@ -8,7 +8,7 @@ import pytest
 
 from app.bus.breaker import CLOSED, HALF_OPEN, OPEN, BreakerMiddleware, CircuitOpen
 from app.bus.envelope import Envelope
-from app.errors import Conflict, Unavailable
+from app.errors import Conflict, Overloaded, Unavailable
 
 
 class Clock:
@@ -19,8 +19,8 @@ class Clock:
         return self.now
 
 
-def envelope() -> Envelope[Any]:
-    return Envelope(pattern="events.findOne", payload=None, message_id="m", correlation_id="c")
+def envelope(pattern: str = "events.findOne") -> Envelope[Any]:
+    return Envelope(pattern=pattern, payload=None, message_id="m", correlation_id="c")
 
 
 def breaker_with(clock: Clock, **overrides: Any) -> BreakerMiddleware:
@@ -44,14 +44,14 @@ async def works(_: Envelope[Any]) -> str:
     return "ok"
 
 
-async def call(breaker: BreakerMiddleware, target: Any) -> str:
+async def call(breaker: BreakerMiddleware, target: Any, pattern: str = "events.findOne") -> str:
     try:
-        return str(await breaker(envelope(), target))
+        return str(await breaker(envelope(pattern), target))
     except CircuitOpen:
         return "open"
     except Unavailable:
         return "failed"
-    except Conflict:
+    except (Conflict, Overloaded):
         return "refused"
 
 
@@ -61,7 +61,7 @@ async def test_opens_at_the_failure_rate_once_the_window_has_enough_calls():
     results = [await call(breaker, t) for t in (works, fails, works, fails)]
 
     assert results == ["ok", "failed", "ok", "failed"]
-    assert breaker.breaker("events").state == OPEN
+    assert breaker.breaker("events.findOne").state == OPEN
 
 
 async def test_fewer_calls_than_the_minimum_never_open_it():
@@ -70,7 +70,7 @@ async def test_fewer_calls_than_the_minimum_never_open_it():
     for _ in range(9):
         await call(breaker, fails)
 
-    assert breaker.breaker("events").state == CLOSED
+    assert breaker.breaker("events.findOne").state == CLOSED
 
 
 async def test_open_fails_fast_with_retry_after_and_without_calling():
@@ -101,9 +101,9 @@ async def test_half_open_probes_then_closes_after_enough_successes():
 
     clock.now += 10
     assert await call(breaker, works) == "ok"
-    assert breaker.breaker("events").state == HALF_OPEN
+    assert breaker.breaker("events.findOne").state == HALF_OPEN
     assert await call(breaker, works) == "ok"
-    assert breaker.breaker("events").state == CLOSED
+    assert breaker.breaker("events.findOne").state == CLOSED
 
 
 async def test_a_failed_probe_opens_it_again():
@@ -115,7 +115,7 @@ async def test_a_failed_probe_opens_it_again():
     clock.now += 10
     assert await call(breaker, fails) == "failed"
 
-    assert breaker.breaker("events").state == OPEN
+    assert breaker.breaker("events.findOne").state == OPEN
     assert await call(breaker, works) == "open"
 
 
@@ -125,7 +125,7 @@ async def test_half_open_admits_a_bounded_number_of_probes_at_once():
     for _ in range(4):
         await call(breaker, fails)
     clock.now += 10
-    circuit = breaker.breaker("events")
+    circuit = breaker.breaker("events.findOne")
 
     assert circuit.acquire() is True  # the one probe in flight
     with pytest.raises(CircuitOpen):
@@ -139,7 +139,7 @@ async def test_calls_from_before_the_opening_do_not_decide_the_half_open_state()
     while the breaker is half-open neither re-opens it by failing nor counts as a probe."""
     clock = Clock()
     breaker = breaker_with(clock)
-    circuit = breaker.breaker("events")
+    circuit = breaker.breaker("events.findOne")
     stragglers = [circuit.acquire() for _ in range(2)]  # admitted while closed: not probes
     for _ in range(4):
         await call(breaker, fails)
@@ -166,7 +166,7 @@ async def test_slow_calls_count_as_failures():
     for _ in range(4):
         assert await call(breaker, slow) == "ok"
 
-    assert breaker.breaker("events").state == OPEN
+    assert breaker.breaker("events.findOne").state == OPEN
 
 
 async def test_domain_refusals_are_not_failures():
@@ -178,4 +178,28 @@ async def test_domain_refusals_are_not_failures():
     for _ in range(8):
         assert await call(breaker, refuses) == "refused"
 
-    assert breaker.breaker("events").state == CLOSED
+    assert breaker.breaker("events.findOne").state == CLOSED
+
+
+async def test_overload_refusals_are_not_failures():
+    """A fast, deliberate refusal (admission control shedding a login flood) says the process
+    is busy, not that the dependency is broken: it must not cut every other caller off."""
+    breaker = breaker_with(Clock())
+
+    async def sheds(_: Envelope[Any]) -> str:
+        raise Overloaded("busy", retry_after=1.0)
+
+    for _ in range(8):
+        assert await call(breaker, sheds, "auth.login") == "refused"
+
+    assert breaker.breaker("auth.login").state == CLOSED
+
+
+async def test_one_failing_command_does_not_cut_off_the_modules_other_commands():
+    breaker = breaker_with(Clock())
+    for _ in range(4):
+        await call(breaker, fails, "auth.login")
+
+    assert await call(breaker, works, "auth.login") == "open"
+    assert await call(breaker, works, "auth.getMe") == "ok"
+    assert breaker.breaker("auth.getMe").state == CLOSED

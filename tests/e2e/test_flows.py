@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import httpx
+from litestar import Litestar
 
-from tests.conftest import ACME_ID, both_databases, both_transports, login, new_event
+from tests.conftest import ACME_ID, both_databases, both_transports, client_at, login, new_event
 
 Client = httpx.AsyncClient
 
@@ -131,8 +133,20 @@ async def test_concurrent_approve_and_reject_leave_one_outcome(client: Client):
     assert final["status"] == winner.json()["status"]
 
 
-async def test_concurrent_signups_with_one_email_create_one_user(client: Client):
-    body = {
+async def racing(app: Litestar, requests: list[tuple[str, dict[str, object]]]) -> list[Any]:
+    """POST each (path, body) at once, each from a client of its own, as racing users would."""
+    clients = [client_at(app, f"192.0.2.{n + 1}") for n in range(len(requests))]
+    try:
+        return await asyncio.gather(
+            *(c.post(path, json=body) for c, (path, body) in zip(clients, requests, strict=True))
+        )
+    finally:
+        for c in clients:
+            await c.aclose()
+
+
+async def test_concurrent_signups_with_one_email_create_one_user(client: Client, app: Litestar):
+    body: dict[str, object] = {
         "email": "race@acme.com",
         "password": "Racing123!",
         "firstName": "Race",
@@ -140,7 +154,7 @@ async def test_concurrent_signups_with_one_email_create_one_user(client: Client)
         "organizationId": ACME_ID,
     }
 
-    responses = await asyncio.gather(*(client.post("/auth/signup", json=body) for _ in range(6)))
+    responses = await racing(app, [("/auth/signup", body)] * 6)
 
     assert sorted(r.status_code for r in responses) == [201] + [409] * 5
     assert (
@@ -150,7 +164,7 @@ async def test_concurrent_signups_with_one_email_create_one_user(client: Client)
     ).status_code == 200
 
 
-async def test_concurrent_org_creation_with_one_name_creates_one_org(client: Client):
+async def test_concurrent_org_creation_with_one_name_creates_one_org(app: Litestar, client: Client):
     def body(n: int) -> dict[str, object]:
         return {
             "email": f"founder{n}@newco.com",
@@ -160,6 +174,6 @@ async def test_concurrent_org_creation_with_one_name_creates_one_org(client: Cli
             "organizationName": "NewCo",
         }
 
-    responses = await asyncio.gather(*(client.post("/auth/signup", json=body(n)) for n in range(5)))
+    responses = await racing(app, [("/auth/signup", body(n)) for n in range(5)])
 
     assert sorted(r.status_code for r in responses) == [201] + [409] * 4

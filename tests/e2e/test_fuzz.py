@@ -53,7 +53,12 @@ class Harness:
     def __init__(self, database: Path) -> None:
         self.runner = asyncio.Runner()
         self.app = create_app(
-            make_settings(database, rate_limit_per_minute=0, login_failures_per_15min=0)
+            make_settings(
+                database,
+                rate_limit_per_minute=0,
+                login_failures_per_15min=0,
+                login_concurrency_per_client=0,
+            )
         )
         self._served: AbstractAsyncContextManager[httpx.AsyncClient] = serve(self.app)
         self.client = self.runner.run(self._served.__aenter__())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import os
 import shutil
@@ -66,7 +67,7 @@ async def uvicorn(tmp_path: Path, **env: str) -> AsyncIterator[Server]:
     }
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1",
-        "--port", str(port), "--no-access-log",
+        "--port", str(port), "--no-access-log", "--no-proxy-headers",
         cwd=ROOT, env=variables, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     server = Server(process, f"http://127.0.0.1:{port}")
@@ -79,6 +80,67 @@ async def uvicorn(tmp_path: Path, **env: str) -> AsyncIterator[Server]:
             process.kill()
         await process.wait()
         await reader
+
+
+def listening_addresses(port: int) -> set[str]:
+    """The local addresses of the sockets listening on `port`, from /proc/net/tcp and tcp6."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            address, hex_port = fields[1].rsplit(":", 1)
+            if int(hex_port, 16) == port and fields[3] == "0A":  # LISTEN
+                packed = bytes.fromhex(address)
+                if len(packed) == 4:
+                    found.add(str(ipaddress.IPv4Address(packed[::-1])))
+                else:  # four little-endian 32-bit words
+                    words = b"".join(packed[i : i + 4][::-1] for i in range(0, 16, 4))
+                    found.add(str(ipaddress.IPv6Address(words)))
+    return found
+
+
+async def test_make_run_serves_on_loopback_warns_of_the_dev_secret_ignores_forwarded_for(
+    tmp_path: Path,
+):
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("APP_ENV", "JWT_SECRET", "HOST")}
+    env |= {
+        "PORT": str(port),
+        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'make-run.db'}",
+        "BCRYPT_ROUNDS": "4",
+        "LOGIN_FAILURES_PER_15MIN": "3",
+    }
+    process = await asyncio.create_subprocess_exec(
+        "make", "--no-print-directory", "run", cwd=ROOT, env=env, start_new_session=True,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    server = Server(process, f"http://127.0.0.1:{port}")
+    reader = asyncio.create_task(server.read_log())
+    try:
+        await server.wait_for_log("Uvicorn running on")  # it listens once started
+        addresses = listening_addresses(port)
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+            statuses = [
+                (
+                    await client.post(
+                        "/auth/login",
+                        json={"email": "user@acme.com", "password": "Wrong123!"},
+                        headers={"X-Forwarded-For": f"100.64.0.{n + 1}"},
+                    )
+                ).status_code
+                for n in range(4)
+            ]
+    finally:
+        if process.returncode is None:
+            os.killpg(process.pid, signal.SIGTERM)
+        await asyncio.wait_for(process.wait(), timeout=30)
+        await reader
+
+    assert addresses == {"127.0.0.1"}
+    warnings = [line for line in server.lines if "JWT_SECRET is not set" in line]
+    assert len(warnings) == 1
+    assert "WARNING" in warnings[0]
+    assert statuses == [401, 401, 401, 429]  # a new X-Forwarded-For is not a new client
 
 
 async def test_sigterm_lets_the_in_flight_request_finish_then_exits_cleanly(tmp_path: Path):

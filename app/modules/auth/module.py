@@ -17,7 +17,9 @@ from app.settings import Settings
 
 
 def register(bus: Bus, settings: Settings) -> None:
-    passwords = PasswordHasher(settings.bcrypt_rounds, settings.bcrypt_threads)
+    passwords = PasswordHasher(
+        settings.bcrypt_rounds, settings.bcrypt_threads, max_wait=settings.bcrypt_max_wait
+    )
     tokens = TokenIssuer(settings.jwt_secret, settings.jwt_expires_in)
 
     async def sign_up(cmd: SignUp, context: Context) -> SignUpView:
