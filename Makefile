@@ -5,7 +5,8 @@
 SHELL := /bin/bash
 # Loopback only unless asked (`make run HOST=0.0.0.0`): in development, tokens are signed with a
 # published key. X-Forwarded-For is never believed by uvicorn; the app believes it only from
-# TRUSTED_PROXIES.
+# TRUSTED_PROXIES. The stdlib event loop: uvloop costs the same here and, with handlers that
+# finish without waiting, leaves some connections waiting hundreds of ms (bench/RESULTS.md).
 HOST ?= 127.0.0.1
 PORT ?= 3000
 SHUTDOWN_GRACE_SECONDS ?= 10
@@ -24,7 +25,7 @@ install: uv
 
 run: install
 	$(UV) run --frozen uvicorn app.main:app --host $(HOST) --port $(PORT) --no-access-log \
-	  --no-proxy-headers --timeout-graceful-shutdown $(SHUTDOWN_GRACE_SECONDS)
+	  --no-proxy-headers --loop asyncio --timeout-graceful-shutdown $(SHUTDOWN_GRACE_SECONDS)
 
 test: install lint
 	$(UV) run --frozen pytest

@@ -11,7 +11,7 @@ def utcnow() -> datetime:
 
 def to_wire(moment: datetime) -> str:
     """`2026-06-01T10:00:00.000Z`: UTC, millisecond precision."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    # isoformat is C and zero-pads the year; its "+00:00" ends with 6 characters.
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
+    if moment.tzinfo is not UTC and moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    # isoformat is C and zero-pads the year; a naive moment has no offset to cut off.
+    return moment.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"

@@ -221,22 +221,33 @@ class _TracedTransaction:
             await self._inner.defer(query, params, must_change=must_change)
 
 
-class _Ending(Protocol):
-    async def end(self, *, commit: bool) -> None: ...
+class _Committing:
+    """A transaction as an async context manager: committed when the block ends, rolled back if
+    it raises. A cancelled block's rollback is submitted, not awaited: the cancelled caller (a
+    command at its deadline) answers at once, even when the connection is still busy with the
+    statement it was cancelled in. (A class, not a generator: it runs once per command.)"""
 
+    async def _open(self) -> None:
+        """Make sure the database is open (the first transactions may come before `open()`)."""
 
-E = TypeVar("E", bound=_Ending)
+    async def end(self, *, commit: bool) -> None:
+        raise NotImplementedError
 
+    def abandon(self) -> None:
+        """Roll back without waiting for it (the caller was cancelled)."""
+        raise NotImplementedError
 
-@asynccontextmanager
-async def _committed(tx: E) -> AsyncIterator[E]:
-    """Commit when the block ends; roll back if it raises (a cancellation included)."""
-    try:
-        yield tx
-    except BaseException:
-        await tx.end(commit=False)
-        raise
-    await tx.end(commit=True)
+    async def __aenter__(self) -> Any:
+        await self._open()
+        return self
+
+    async def __aexit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        if kind is None:
+            await self.end(commit=True)
+        elif issubclass(kind, asyncio.CancelledError):
+            self.abandon()
+        else:
+            await self.end(commit=False)
 
 
 # SQLite ------------------------------------------------------------------------------------------
@@ -272,12 +283,13 @@ def _sqlite_rows(compiled: Compiled, rows: list[Any]) -> list[Row]:
     if not compiled.datetimes or not rows:
         return rows
     positions = compiled.datetimes
+    parse = datetime.fromisoformat
     converted: list[Row] = []
     for row in rows:
         values = list(row)
         for i in positions:
             if values[i] is not None:
-                values[i] = datetime.fromisoformat(values[i]).replace(tzinfo=UTC)
+                values[i] = parse(values[i] + "+00:00")  # naive UTC text: one C call
         converted.append(values)
     return converted
 
@@ -332,11 +344,16 @@ class _Connection:
     def _connect(self) -> None:
         self._db = _sqlite_connect(self._path, busy_timeout_ms=SQLITE_BUSY_TIMEOUT_MS)
 
+    def submit(self, work: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+        """Queue `work` on the connection's thread, in order with everything queued before."""
+        future = asyncio.wrap_future(self._thread.submit(work, *args))
+        future.add_done_callback(_retrieve)
+        return future
+
     async def run(self, work: Callable[..., T], *args: Any) -> T:
         """Run `work` on the connection's thread. Once submitted it runs, even if the caller
         stops waiting: a COMMIT or ROLLBACK must never be dropped from the queue."""
-        future = asyncio.wrap_future(self._thread.submit(work, *args))
-        future.add_done_callback(_retrieve)
+        future = self.submit(work, *args)
         try:
             return await asyncio.shield(future)
         except sqlite3.Error as exc:
@@ -359,52 +376,44 @@ class SqliteDatabase:
     def __init__(self, path: str, *, readers: int = 2) -> None:
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self._writer = _Connection(path)
-        self._write_lock = asyncio.Lock()
+        self.writer = _Connection(path)
+        self.write_lock = asyncio.Lock()
         self._all_readers = [_Connection(path) for _ in range(readers)]
-        self._readers: asyncio.Queue[_Connection] = asyncio.Queue()
+        self.readers: asyncio.Queue[_Connection] = asyncio.Queue()
         self._path = path
-        self._inline: sqlite3.Connection | None = None
-        self._opened = False
+        self.inline: sqlite3.Connection | None = None
+        """The event loop's own read-only connection, for point reads."""
+        self.opened = False
         self._opening = asyncio.Lock()
 
     async def open(self) -> None:
         async with self._opening:  # the first transactions may ask at once
-            if self._opened:
+            if self.opened:
                 return
-            await self._writer.open()
+            await self.writer.open()
             for reader in self._all_readers:
                 await reader.open()
-                self._readers.put_nowait(reader)
+                self.readers.put_nowait(reader)
             inline = _sqlite_connect(self._path, busy_timeout_ms=0)
             inline.execute("PRAGMA query_only = ON")
-            self._inline = inline
-            self._opened = True
+            self.inline = inline
+            self.opened = True
 
     async def close(self) -> None:
-        if not self._opened:
+        if not self.opened:
             return
-        self._opened = False
-        await self._writer.close()
+        self.opened = False
+        await self.writer.close()
         for reader in self._all_readers:
             await reader.close()
-        if self._inline is not None:
-            self._inline.close()
-            self._inline = None
+        if self.inline is not None:
+            self.inline.close()
+            self.inline = None
 
-    @asynccontextmanager
-    async def transaction(self, *, write: bool) -> AsyncIterator[Transaction]:
-        if not self._opened:
-            await self.open()
+    def transaction(self, *, write: bool) -> AbstractAsyncContextManager[Transaction]:
         if write:
-            async with _committed(_SqliteWrite(self._writer, self._write_lock)) as writes:
-                yield writes
-        else:
-            reads = _SqliteRead(self._readers, self._inline)
-            try:
-                yield reads
-            finally:
-                reads.release()
+            return _SqliteWrite(self)
+        return _SqliteRead(self)
 
 
 Pending = list[tuple[str, tuple[Any, ...], "Query | None"]]
@@ -449,7 +458,7 @@ def _end(db: sqlite3.Connection, commit: bool, begin: str | None, pending: Pendi
         raise
 
 
-class _SqliteWrite:
+class _SqliteWrite(_Committing):
     """A write transaction: the writer is taken at the first statement that runs (so work
     before it, such as hashing a password, holds no lock), and `BEGIN IMMEDIATE` goes with it,
     as do the statements deferred until then. A command that only defers its writes (a create)
@@ -457,11 +466,16 @@ class _SqliteWrite:
 
     dialect = "sqlite"
 
-    def __init__(self, writer: _Connection, lock: asyncio.Lock) -> None:
-        self._writer = writer
-        self._lock = lock
+    def __init__(self, database: SqliteDatabase) -> None:
+        self._database = database
+        self._writer = database.writer
+        self._lock = database.write_lock
         self._holding = False
         self._pending: Pending = []
+
+    async def _open(self) -> None:
+        if not self._database.opened:
+            await self._database.open()
 
     async def _begin(self) -> str | None:
         if self._holding:
@@ -517,19 +531,38 @@ class _SqliteWrite:
             self._holding = False
             self._lock.release()
 
+    def abandon(self) -> None:
+        self._pending = []
+        if not self._holding:
+            return
+        # Queued behind whatever the writer's thread is still running for this transaction,
+        # and before anything the next writer sends (it can take the lock at once).
+        self._writer.submit(_end, self._writer.db, False, None, [])
+        self._holding = False
+        self._lock.release()
+
 
 class _SqliteRead:
     """Reads in autocommit: each statement is its own consistent snapshot. Point reads run on
-    the loop's connection; others on a reader connection, taken at the first of them."""
+    the loop's connection; others on a reader connection, taken at the first of them and given
+    back when the block ends."""
 
     dialect = "sqlite"
 
-    def __init__(
-        self, readers: asyncio.Queue[_Connection], inline: sqlite3.Connection | None
-    ) -> None:
-        self._readers = readers
-        self._inline = inline
+    def __init__(self, database: SqliteDatabase) -> None:
+        self._database = database
+        self._readers = database.readers
+        self._inline = database.inline
         self._reader: _Connection | None = None
+
+    async def __aenter__(self) -> _SqliteRead:
+        if not self._database.opened:
+            await self._database.open()
+            self._inline = self._database.inline
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        self.release()
 
     async def _connection(self) -> _Connection:
         if self._reader is None:
@@ -583,32 +616,32 @@ class PostgresDatabase:
     def __init__(self, dsn: str, *, pool_size: int = 10) -> None:
         self._dsn = dsn
         self._pool_size = pool_size
-        self._pool: Any = None
+        self.pool: Any = None
         self._opening = asyncio.Lock()
+        self.abandoned: set[asyncio.Task[None]] = set()
+        """Rollbacks of cancelled transactions, finishing in the background."""
 
     async def open(self) -> None:
         import asyncpg
 
         async with self._opening:
-            if self._pool is None:
+            if self.pool is None:
                 try:
-                    self._pool = await asyncpg.create_pool(
+                    self.pool = await asyncpg.create_pool(
                         self._dsn, min_size=0, max_size=self._pool_size
                     )
                 except (OSError, asyncpg.PostgresError) as exc:
                     raise _pg_error(exc) from None
 
     async def close(self) -> None:
-        if self._pool is not None:
-            pool, self._pool = self._pool, None
+        if self.abandoned:
+            await asyncio.wait(set(self.abandoned), timeout=5)
+        if self.pool is not None:
+            pool, self.pool = self.pool, None
             await pool.close()
 
-    @asynccontextmanager
-    async def transaction(self, *, write: bool) -> AsyncIterator[Transaction]:
-        if self._pool is None:
-            await self.open()
-        async with _committed(_PgTransaction(self._pool, write)) as tx:
-            yield tx
+    def transaction(self, *, write: bool) -> AbstractAsyncContextManager[Transaction]:
+        return _PgTransaction(self, write)
 
 
 def _pg_error(exc: BaseException) -> Exception:
@@ -643,14 +676,28 @@ def _pg_args(compiled: Compiled, params: Params | None) -> list[Any]:
     return [values[name] for name in compiled.names]
 
 
-class _PgTransaction:
+class _PgTransaction(_Committing):
     dialect = "postgresql"
 
-    def __init__(self, pool: Any, write: bool) -> None:
-        self._pool = pool
+    def __init__(self, database: PostgresDatabase, write: bool) -> None:
+        self._database = database
+        self._pool: Any = database.pool
         self._write = write
+        self._abandoned = database.abandoned
         self._connection: Any = None
         self._transaction: Any = None
+
+    async def _open(self) -> None:
+        if self._pool is None:
+            await self._database.open()
+            self._pool = self._database.pool
+
+    def abandon(self) -> None:
+        if self._connection is None:
+            return
+        cleanup = asyncio.get_running_loop().create_task(self.end(commit=False))
+        self._abandoned.add(cleanup)
+        cleanup.add_done_callback(self._abandoned.discard)
 
     async def _ready(self) -> Any:
         if self._connection is None:

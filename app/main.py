@@ -23,16 +23,13 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
 from sqlalchemy import text
 
-from app.bus.breaker import BreakerMiddleware
+from app.bus.breaker import Breakers
 from app.bus.bus import Bus
-from app.bus.correlation import CorrelationMiddleware
 from app.bus.idempotency import IdempotencyMiddleware, purge_forever
-from app.bus.logging import HandleLoggingMiddleware, SendLoggingMiddleware
-from app.bus.metrics import HandleMetricsMiddleware, SendMetricsMiddleware
+from app.bus.logging import DEBUG, INFO
 from app.bus.pipeline import HandleMiddleware, SendMiddleware
-from app.bus.retry import RetryMiddleware
+from app.bus.retry import Retries
 from app.bus.testing import FaultMiddleware, WireRoundTripTransport
-from app.bus.timeout import DeadlineMiddleware, TimeoutMiddleware
 from app.bus.tracing import HandleTracingMiddleware, SendTracingMiddleware
 from app.bus.transaction import TransactionMiddleware
 from app.bus.transports.local import LocalTransport
@@ -95,7 +92,7 @@ def create_app(
 
     probes = Probes(
         checks={"database": database_reachable, "bus": bus_accepting},
-        breakers=lambda: {m: b.state for m, b in breakers.breakers.items()},
+        breakers=breakers.states,
     )
     background: set[asyncio.Task[None]] = set()
     restore_signal = _nothing
@@ -156,17 +153,22 @@ def create_app(
 @dataclass(frozen=True)
 class BusParts:
     bus: Bus
-    breakers: BreakerMiddleware
+    breakers: Breakers
     faults: FaultMiddleware | None
     modules: set[str]
 
 
 def build_bus(
-    settings: Settings, database: Database, tracer_provider: TracerProvider | None = None
+    settings: Settings,
+    database: Database,
+    tracer_provider: TracerProvider | None = None,
+    *,
+    worker: bool = False,
 ) -> BusParts:
-    """The bus with both middleware chains and every module registered: the same in the app and
-    in a worker process, so a module behaves alike wherever it runs."""
-    breakers = BreakerMiddleware(
+    """The bus with both sides and every module registered: the same in the app and in a worker
+    process, so a module behaves alike wherever it runs. A worker writes a line per command it
+    handles at INFO; in the app, commands are on the request's line and theirs are DEBUG."""
+    breakers = Breakers(
         window=settings.breaker_window,
         min_calls=settings.breaker_min_calls,
         failure_rate=settings.breaker_failure_rate,
@@ -174,49 +176,43 @@ def build_bus(
         open_seconds=settings.breaker_open_seconds,
         half_open_probes=settings.breaker_half_open_probes,
     )
+    retries = Retries(
+        base_delay=settings.retry_base_delay,
+        multiplier=settings.retry_multiplier,
+        max_delay=settings.retry_max_delay,
+        budget_ratio=settings.retry_budget_ratio,
+        budget_min_per_second=settings.retry_budget_min_per_second,
+    )
     faults = FaultMiddleware(settings.bus_faults) if settings.bus_faults else None
     bus = Bus(
-        send_middleware=_send_chain(settings, breakers, tracer_provider),
-        handle_middleware=_handle_chain(settings, database, tracer_provider, faults),
+        breakers=breakers,
+        retries=retries,
+        send_middleware=_send_middleware(tracer_provider),
+        handle_middleware=_handle_middleware(settings, database, tracer_provider, faults),
+        handled_level=INFO if worker else DEBUG,
+        slow_command=settings.slow_command_ms / 1000,
     )
     auth_module.register(bus, settings)
     events_module.register(bus)
     return BusParts(bus, breakers, faults, {"auth", "events"})
 
 
-def _send_chain(
-    settings: Settings, breakers: BreakerMiddleware, tracer_provider: TracerProvider | None
-) -> list[SendMiddleware]:
-    chain: list[SendMiddleware] = [SendMetricsMiddleware()]
-    if tracer_provider is not None:
-        chain.append(SendTracingMiddleware(tracer_provider.get_tracer("eventboard.bus")))
-    chain += [
-        breakers,
-        RetryMiddleware(
-            base_delay=settings.retry_base_delay,
-            multiplier=settings.retry_multiplier,
-            max_delay=settings.retry_max_delay,
-            budget_ratio=settings.retry_budget_ratio,
-            budget_min_per_second=settings.retry_budget_min_per_second,
-        ),
-        SendLoggingMiddleware(),
-        TimeoutMiddleware(),
-    ]
-    return chain
+def _send_middleware(tracer_provider: TracerProvider | None) -> list[SendMiddleware]:
+    if tracer_provider is None:
+        return []
+    return [SendTracingMiddleware(tracer_provider.get_tracer("eventboard.bus"))]
 
 
-def _handle_chain(
+def _handle_middleware(
     settings: Settings,
     database: Database,
     tracer_provider: TracerProvider | None,
     faults: FaultMiddleware | None,
 ) -> list[HandleMiddleware]:
-    chain: list[HandleMiddleware] = [CorrelationMiddleware(), HandleMetricsMiddleware()]
+    chain: list[HandleMiddleware] = []
     if tracer_provider is not None:
         chain.append(HandleTracingMiddleware(tracer_provider.get_tracer("eventboard.bus")))
     chain += [
-        HandleLoggingMiddleware(),
-        DeadlineMiddleware(),
         IdempotencyMiddleware(database, secret=settings.jwt_secret, ttl=settings.idempotency_ttl),
         TransactionMiddleware(database),
     ]
@@ -274,7 +270,7 @@ GC_THRESHOLDS = (20_000, 20, 20)
 request allocates hundreds of objects), older generations correspondingly rarer."""
 
 
-async def _tune_gc() -> None:
+def tune_gc() -> None:
     """For the server process (`uvicorn app.main:app`), once started: everything built so far
     lives as long as the process, so move it out of the cyclic collector's way (`gc.freeze`),
     and collect young objects less often. Measured in bench/RESULTS.md: GET throughput up about
@@ -282,6 +278,10 @@ async def _tune_gc() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
+
+
+async def _tune_gc() -> None:
+    tune_gc()
 
 
 def __getattr__(name: str) -> Any:

@@ -1,4 +1,4 @@
-"""Prometheus metrics of the bus, idempotency, breakers and rate limits.
+"""Prometheus metrics of HTTP requests, the bus, idempotency, breakers and rate limits.
 
 Prometheus registries are process-wide by design, so the metrics are created once per process, on
 first use (not at import), and shared by every app built in it; tests compare counter deltas.
@@ -18,6 +18,10 @@ _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 
 
 @dataclass(frozen=True)
 class Metrics:
+    requests: Counter
+    request_seconds: Histogram
+    request_errors: Counter
+    requests_in_progress: Gauge
     commands: Counter
     command_seconds: Histogram
     retries: Counter
@@ -34,7 +38,21 @@ BREAKER_STATE_VALUES = {"closed": 0, "half_open": 1, "open": 2}
 
 @functools.cache
 def metrics() -> Metrics:
+    http = ["method", "path", "status_code", "app_name"]
     return Metrics(
+        # The names and labels Litestar's Prometheus middleware used (`path` is the route
+        # template, never a raw path); the edge keeps them up now (app/gateway/edge.py).
+        requests=Counter("eventboard_requests_total", "Total requests", http),
+        request_seconds=Histogram(
+            "eventboard_request_duration_seconds", "Request duration, in seconds", http
+        ),
+        request_errors=Counter("eventboard_requests_error_total", "Total errors in requests", http),
+        requests_in_progress=Gauge(
+            "eventboard_requests_in_progress",
+            "Total requests currently in progress",
+            ["method", "app_name"],
+            multiprocess_mode="livesum",
+        ),
         commands=Counter(
             "eventboard_bus_commands_total",
             "Bus commands by pattern, side (send|handle) and outcome (ok or error code)",

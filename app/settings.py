@@ -97,6 +97,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     trusted_proxies: tuple[str, ...] = ()
     """Peers whose X-Forwarded-For / X-Forwarded-Proto are believed (addresses, CIDRs or `*`)."""
     # Operations.
+    slow_command_ms: int = 500
+    """A command slower than this gets a WARNING line of its own."""
     shutdown_grace_seconds: float = 10.0
     otel_traces_exporter: Literal["none", "otlp", "console"] = "none"
 
@@ -335,5 +337,6 @@ _PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "REDIS_URL": ("redis_url", _redis_url),
     "TRUSTED_PROXIES": ("trusted_proxies", _trusted_proxies),
     "SHUTDOWN_GRACE_SECONDS": ("shutdown_grace_seconds", _seconds),
+    "SLOW_COMMAND_MS": ("slow_command_ms", _int_between(1, 600_000)),
     "OTEL_TRACES_EXPORTER": ("otel_traces_exporter", _choice("none", "otlp", "console")),
 }

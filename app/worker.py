@@ -35,7 +35,7 @@ async def serve(modules: list[str], settings: Settings, stop: asyncio.Event) -> 
     await engine.dispose()
     database = open_database(settings.database_url)
     await database.open()
-    bus = build_bus(settings, database).bus
+    bus = build_bus(settings, database, worker=True).bus
     bus.connect(LocalTransport(bus))  # what a handler sends itself stays in this process
     client = await connect(settings.nats_url, f"eventboard-worker-{'+'.join(modules)}")
     servers = [ModuleServer(bus, client, module) for module in modules]

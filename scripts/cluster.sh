@@ -54,7 +54,7 @@ start() {  # start NAME COMMAND...: in the background, log and pid in data/clust
 }
 
 PY=.venv/bin/python  # the processes themselves, not a wrapper: their pids are what kill reaches
-start gateway $PY -m uvicorn app.main:app --host 127.0.0.1 --port 3000 --no-access-log --no-proxy-headers
+start gateway $PY -m uvicorn app.main:app --host 127.0.0.1 --port 3000 --no-access-log --no-proxy-headers --loop asyncio
 for _ in $(seq 1 100); do  # the gateway migrates and seeds before the workers start
   curl -sf -o /dev/null http://127.0.0.1:3000/health/live && break
   sleep 0.2

@@ -115,13 +115,13 @@ async def test_a_point_read_that_would_wait_goes_to_a_thread_instead(
         holder.execute("CREATE TABLE notes (v INTEGER)")
         holder.execute("BEGIN EXCLUSIVE")
         busy = sqlite3.connect(locked, timeout=0, isolation_level=None)
-        original = database._inline  # type: ignore[attr-defined]
-        database._inline = busy  # type: ignore[attr-defined]
+        original = database.inline  # type: ignore[attr-defined]
+        database.inline = busy  # type: ignore[attr-defined]
         try:
             async with database.transaction(write=False) as tx:
                 found = await tx.fetch_one(BY_VALUE, {"v": 5})
         finally:
-            database._inline = original  # type: ignore[attr-defined]
+            database.inline = original  # type: ignore[attr-defined]
             busy.close()
             holder.execute("ROLLBACK")
     assert found == (5,)

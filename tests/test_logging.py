@@ -12,7 +12,7 @@ import pytest
 
 from app.main import create_app
 from app.settings import Fault
-from tests.conftest import PASSWORD, make_settings, serve
+from tests.conftest import ACME_ID, ADMIN_ID, PASSWORD, login, make_settings, serve
 
 UNKNOWN_EVENT = "00000000-0000-0000-0000-00000000dead"
 
@@ -32,7 +32,12 @@ def parse(err: str, log_format: str) -> list[dict[str, Any]]:
                 if len(parts) > 5
                 else {}
             )
-            record = {"correlation_id": parts[2], "logger": parts[3], "message": parts[4]}
+            record = {
+                "level": parts[1].strip(),
+                "correlation_id": parts[2],
+                "logger": parts[3],
+                "message": parts[4],
+            }
             records.append(record | fields)
     return [r for r in records if r["logger"].startswith("app.")]
 
@@ -43,9 +48,11 @@ def log_format(request: pytest.FixtureRequest) -> str:
     return value
 
 
-async def test_one_correlation_id_in_header_body_and_every_line_of_a_request(
+async def test_at_info_a_request_is_one_line_naming_its_command_caller_and_ids(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], log_format: str
 ):
+    """One line per request at INFO, with everything an operator greps for; what went wrong (a
+    retry) gets a line of its own, with the same correlation id."""
     settings = make_settings(
         tmp_path / "log.db",
         log_format=log_format,
@@ -67,14 +74,82 @@ async def test_one_correlation_id_in_header_body_and_every_line_of_a_request(
     assert response.status_code == 404
     assert response.headers["x-correlation-id"] == "trace-me-1"
     assert response.json()["correlationId"] == "trace-me-1"
-    assert records, "the request wrote no log lines"
     assert {r["correlation_id"] for r in records} == {"trace-me-1"}
-    messages = [r["message"] for r in records]
-    assert sorted(messages) == ["handled", "handled", "request", "retrying", "sent", "sent"]
-    handled = [r for r in records if r["message"] == "handled"]
-    assert [str(r["attempt"]) for r in handled] == ["1", "2"]
-    assert {str(r["cmd"]) for r in handled} == {"events.findOne"}
-    assert {str(r["module"]) for r in handled} == {"events"}
+    assert [r["message"] for r in records] == ["retrying", "request"]
+    line = records[1]
+    assert {k: str(v) for k, v in line.items() if k not in ("duration_ms", "cmd_ms")} == {
+        "correlation_id": "trace-me-1",
+        "logger": "app.gateway.edge",
+        "message": "request",
+        "method": "GET",
+        "route": "/events/{event_id}",
+        "status": "404",
+        "code": "EVENT_NOT_FOUND",
+        "user_id": ADMIN_ID,
+        "organization_id": ACME_ID,
+        "event_id": UNKNOWN_EVENT,
+        "cmd": "events.findOne",
+        "module": "events",
+        "attempts": "2",
+        "outcome": "EVENT_NOT_FOUND",
+        "level": "INFO",
+    } | ({"time": line["time"]} if log_format == "json" else {})
+    assert float(line["duration_ms"]) >= float(line["cmd_ms"]) > 0
+
+
+async def test_at_debug_each_command_also_gets_its_sent_and_handled_lines(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], log_format: str
+):
+    settings = make_settings(tmp_path / "log.db", log_format=log_format, log_level="DEBUG")
+    async with serve(create_app(settings)) as client:
+        token = await login(client, "admin@acme.com")
+        capsys.readouterr()
+        await client.get(
+            f"/events/{UNKNOWN_EVENT}",
+            headers={"Authorization": f"Bearer {token}", "X-Correlation-ID": "trace-me-2"},
+        )
+        records = parse(capsys.readouterr().err, log_format)
+
+    mine = [r for r in records if r["correlation_id"] == "trace-me-2"]
+    assert [r["message"] for r in mine] == ["handled", "sent", "request"]
+    assert {(r["side"], str(r["outcome"])) for r in mine[:2]} == {
+        ("handle", "EVENT_NOT_FOUND"),
+        ("send", "EVENT_NOT_FOUND"),
+    }
+
+
+async def test_a_failed_command_and_a_slow_one_get_warning_lines_of_their_own(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], log_format: str
+):
+    settings = make_settings(
+        tmp_path / "log.db",
+        log_format=log_format,
+        log_level="INFO",
+        slow_command_ms=50,
+        timeout_read=0.3,
+        attempts_read=1,
+        bus_faults=(
+            Fault(cmd="events.findOne", delay_ms=1000),
+            Fault(cmd="events.findAll", delay_ms=100),
+        ),
+    )
+    async with serve(create_app(settings)) as client:
+        token = await login(client, "admin@acme.com")
+        capsys.readouterr()
+        headers = {"Authorization": f"Bearer {token}"}
+        timed_out = await client.get(f"/events/{UNKNOWN_EVENT}", headers=headers)
+        slow = await client.get("/events", headers=headers)
+        records = parse(capsys.readouterr().err, log_format)
+
+    assert (timed_out.status_code, slow.status_code) == (504, 200)
+    lines = [(r["message"], r.get("level"), r.get("outcome")) for r in records]
+    failed = next(r for r in records if r["message"] == "command failed")
+    assert (failed["cmd"], failed["outcome"]) == ("events.findOne", "UPSTREAM_TIMEOUT")
+    slow_line = next(r for r in records if r["message"] == "slow command")
+    assert slow_line["cmd"] == "events.findAll"
+    assert float(slow_line["duration_ms"]) >= 100
+    requests = [r for r in records if r["message"] == "request"]
+    assert [str(r["status"]) for r in requests] == ["504", "200"], lines
 
 
 async def test_invalid_ids_are_replaced_and_secrets_never_logged(

@@ -18,7 +18,6 @@ close it.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections import deque
 from collections.abc import Callable
@@ -26,8 +25,7 @@ from typing import Any
 
 from loguru import logger
 
-from app.bus.envelope import Envelope, module_of
-from app.bus.pipeline import SendNext
+from app.bus.envelope import module_of
 from app.errors import AppError, Category, Unavailable
 from app.metrics import BREAKER_STATE_VALUES, metrics
 
@@ -54,12 +52,15 @@ class CircuitBreaker:
     ) -> None:
         self.pattern = pattern
         self.slow_call = slow_call
+        self.clock = clock
         self._min_calls = min_calls
         self._failure_rate = failure_rate
         self._open_seconds = open_seconds
         self._probes = half_open_probes
         self._clock = clock
         self._outcomes: deque[bool] = deque(maxlen=window)  # True = failed
+        self._failures = 0
+        """How many of `_outcomes` are failures (kept as they come and go, not summed)."""
         self.state = CLOSED
         self._opened_at = 0.0
         self._probing = 0
@@ -101,19 +102,26 @@ class CircuitBreaker:
             self._probe_successes += 1
             if self._probe_successes >= self._probes:
                 self._outcomes.clear()
+                self._failures = 0
                 self._move(CLOSED)
             return
-        self._outcomes.append(failed)
-        failures = sum(self._outcomes)
+        outcomes = self._outcomes
+        if len(outcomes) == outcomes.maxlen and outcomes[0]:
+            self._failures -= 1  # about to drop out of the window
+        outcomes.append(failed)
+        if failed:
+            self._failures += 1
         if (
-            len(self._outcomes) >= self._min_calls
-            and failures / len(self._outcomes) >= self._failure_rate
+            self._failures
+            and len(outcomes) >= self._min_calls
+            and self._failures / len(outcomes) >= self._failure_rate
         ):
             self._open()
 
     def _open(self) -> None:
         self._opened_at = self._clock()
         self._outcomes.clear()
+        self._failures = 0
         self._move(OPEN)
 
     def _move(self, state: str) -> None:
@@ -126,7 +134,9 @@ class CircuitBreaker:
         (log.warning if state == OPEN else log.info)("circuit breaker {}", state.replace("_", "-"))
 
 
-class BreakerMiddleware:
+class Breakers:
+    """The breakers of a bus's send side, one per pattern, made on first use."""
+
     def __init__(self, *, clock: Callable[[], float] = time.monotonic, **config: Any) -> None:
         self._config = config
         self._clock = clock
@@ -137,22 +147,13 @@ class BreakerMiddleware:
             self.breakers[pattern] = CircuitBreaker(pattern, clock=self._clock, **self._config)
         return self.breakers[pattern]
 
-    async def __call__(self, envelope: Envelope[Any], call_next: SendNext) -> Any:
-        breaker = self.breaker(envelope.pattern)
-        probe = breaker.acquire()
-        started = self._clock()
-        failed: bool | None = None
-        try:
-            result = await call_next(envelope)
-            failed = self._clock() - started > breaker.slow_call
-            return result
-        except AppError as error:
-            failed = error.category in _FAILURES
-            raise
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            failed = True
-            raise
-        finally:
-            breaker.release(probe, failed)
+    def states(self) -> dict[str, str]:
+        return {pattern: breaker.state for pattern, breaker in self.breakers.items()}
+
+
+def failed(error: Exception) -> bool:
+    """Whether a call that raised `error` counts as a failure of its dependency: transient and
+    internal errors do; domain and overload refusals do not; anything unexpected does."""
+    if isinstance(error, AppError):
+        return error.category in _FAILURES
+    return True

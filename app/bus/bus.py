@@ -3,26 +3,36 @@
     bus.register({"cmd": "events.submit"}, SubmitEvent, submit_event)
     view = await bus.send({"cmd": "events.submit"}, SubmitEvent(event_id=...), principal=...)
 
-`send` builds an envelope and runs the send-side chain, whose end is the transport; the transport
-delivers the envelope to `dispatch`, which runs the handle-side chain and the handler. Errors come
-back as `AppError`s with a stable code and category.
+`send` builds an envelope and hands it to the send side (`sender.py`: breaker, attempts under the
+deadline, retries, metrics), whose end is the transport; the transport delivers the envelope to
+`dispatch`, the handle side: correlation, the deadline, metrics and its log line, then the
+handle-side middleware (tracing, idempotency, the transaction, injected faults) and the
+handler. Errors come back as `AppError`s with a stable code and category.
 """
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import time
 import typing
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from loguru import logger
 
-from app.bus import correlation
+from app import correlation
+from app.bus.breaker import Breakers
 from app.bus.envelope import Envelope, Pattern, Principal, new_id, pattern_name
-from app.bus.pipeline import Context, HandleMiddleware, SendMiddleware, compose
-from app.errors import AppError, Internal, Unavailable
+from app.bus.logging import DEBUG, INFO, WARNING, command_line
+from app.bus.metrics import CommandMetrics
+from app.bus.pipeline import Context, HandleMiddleware, SendMiddleware, applies, compose
+from app.bus.retry import Retries
+from app.bus.sender import WENT_WRONG, Sender
+from app.bus.timeout import Deadlines, Expired, within
+from app.errors import AppError, Internal, Timeout, Unavailable
+from app.metrics import metrics
 
 Handler = Callable[[Any, Context], Awaitable[Any]]
 
@@ -40,13 +50,20 @@ class Policy:
 DEFAULT_POLICY = Policy()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Registration:
     pattern: str
     payload_type: type[Any]
     result_type: Any
     handler: Handler
     read_only: bool
+    chain: Callable[[Context], Awaitable[Any]]
+    """The handle-side middleware that applies to this pattern, around its handler."""
+    metrics: CommandMetrics = field(init=False)
+    """The handle side's counts and latency of this pattern."""
+
+    def __post_init__(self) -> None:
+        self.metrics = CommandMetrics(self.pattern, "handle")
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,12 +103,24 @@ class Bus:
     def __init__(
         self,
         *,
+        breakers: Breakers | None = None,
+        retries: Retries | None = None,
         send_middleware: Sequence[SendMiddleware] = (),
         handle_middleware: Sequence[HandleMiddleware] = (),
+        handled_level: int = DEBUG,
+        slow_command: float = 0.5,
     ) -> None:
+        """`send_middleware` wraps the send side (tracing); `handle_middleware` runs between the
+        handle side and the handler. `handled_level`: the level of the line each delivery
+        writes (INFO in a worker process, whose deliveries have no request line of their own)."""
         self._registrations: dict[str, Registration] = {}
+        self._breakers = breakers
+        self._retries = retries
         self._send_middleware = list(send_middleware)
-        self._handle = compose(list(handle_middleware), self._call_handler)
+        self._handle_middleware = list(handle_middleware)
+        self._handled_level = handled_level
+        self._slow_command = slow_command
+        self._deadlines = Deadlines()
         self._transport: Transport | None = None
         self.accepting = True
         """False once draining: new commands are refused; in-flight ones, and their sends, run."""
@@ -110,8 +139,9 @@ class Bus:
         if name in self._registrations:
             raise DuplicateRegistration(f"pattern {name!r} is already registered")
         result_type = typing.get_type_hints(inspect.unwrap(handler)).get("return", Any)
+        layers = [m for m in self._handle_middleware if applies(m, name, read_only)]
         self._registrations[name] = Registration(
-            name, payload_type, result_type, handler, read_only
+            name, payload_type, result_type, handler, read_only, compose(layers, _ending(handler))
         )
 
     def registration(self, name: str) -> Registration:
@@ -125,7 +155,14 @@ class Bus:
 
     def connect(self, transport: Transport) -> None:
         self._transport = transport
-        self._send = compose(self._send_middleware, transport.request)
+        sender = Sender(
+            transport.request,
+            breakers=self._breakers,
+            retries=self._retries,
+            slow_command=self._slow_command,
+            deadlines=self._deadlines,
+        )
+        self._send = compose(self._send_middleware, sender)
 
     async def send(
         self,
@@ -138,14 +175,12 @@ class Bus:
         correlation_id: str | None = None,
     ) -> Any:
         """Send a command and return its result (errors are raised as AppErrors)."""
-        outcome = await self.call(
-            pattern,
-            payload,
-            principal=principal,
-            idempotency_key=idempotency_key,
-            policy=policy,
-            correlation_id=correlation_id,
+        if self._send is None:
+            raise RuntimeError("the bus has no transport: call bus.connect(transport) first")
+        envelope = self._envelope(
+            pattern, payload, principal, idempotency_key, policy, correlation_id
         )
+        outcome: Outcome = await self._send(envelope)
         return outcome.result
 
     async def call(
@@ -161,10 +196,25 @@ class Bus:
         """Like `send`, but also tells whether the outcome was replayed for an idempotency key."""
         if self._send is None:
             raise RuntimeError("the bus has no transport: call bus.connect(transport) first")
+        envelope = self._envelope(
+            pattern, payload, principal, idempotency_key, policy, correlation_id
+        )
+        outcome: Outcome = await self._send(envelope)
+        return outcome
+
+    def _envelope(
+        self,
+        pattern: Pattern,
+        payload: Any,
+        principal: Principal | None,
+        idempotency_key: str | None,
+        policy: Policy,
+        correlation_id: str | None,
+    ) -> Envelope[Any]:
         causation_id = correlation.message_id.get()
         if not self.accepting and causation_id is None:
             raise ShuttingDown(retry_after=1.0)
-        envelope = Envelope(
+        return Envelope(
             pattern=pattern_name(pattern),
             payload=payload,
             message_id=new_id(),
@@ -176,30 +226,75 @@ class Bus:
             max_attempts=policy.attempts,
             read=policy.read,
         )
-        outcome: Outcome = await self._send(envelope)
-        return outcome
 
     async def dispatch(self, envelope: Envelope[Any], *, local: bool = False) -> Outcome:
-        """Handle side: run the handle chain and the handler. Only AppErrors escape. `local`:
-        the sender waits in this process (and cancels the work at its deadline itself)."""
+        """The handle side. Only AppErrors escape. `local`: the sender waits in this task, and
+        its own timer cancels the work at the deadline; otherwise the work is cancelled here at
+        the envelope's deadline, so its transaction rolls back."""
         registration = self.registration(envelope.pattern)
-        context = Context(
-            envelope=envelope,
-            read_only=registration.read_only,
-            result_type=registration.result_type,
-            local=local,
-        )
+        message = correlation.message_id.set(envelope.message_id)
+        correlated = None if local else correlation.correlation_id.set(envelope.correlation_id)
+        outcome = "ok"
+        level = self._handled_level
+        started = time.perf_counter()
         try:
-            result = await self._handle(context)
+            context = Context(
+                envelope=envelope,
+                read_only=registration.read_only,
+                result_type=registration.result_type,
+                local=local,
+            )
+            if local:  # the sender's own timer cancels the work at the deadline
+                if envelope.deadline is not None and envelope.deadline <= time.time():
+                    raise Timeout(
+                        "The deadline passed before the work started", code="DEADLINE_EXCEEDED"
+                    )
+                result = await registration.chain(context)
+            else:
+                result = await self._within_deadline(registration, context)
             if isinstance(result, Replayed):
                 return Outcome(result.value, replayed=True)
             return Outcome(result)
-        except AppError:
+        except AppError as error:
+            outcome = error.code
+            if level >= INFO and error.category in WENT_WRONG:
+                level = WARNING  # a worker's own line; in process the send side reports it
+            raise
+        except asyncio.CancelledError:
+            outcome = "CancelledError"
             raise
         except Exception:
-            logger.bind(cmd=envelope.pattern).exception("handler failed")
+            outcome = Internal.default_code
+            logger.opt(exception=True).error("handler failed", cmd=envelope.pattern)
             raise Internal() from None
+        finally:
+            seconds = time.perf_counter() - started
+            registration.metrics.record(outcome, seconds)
+            command_line(level, "handled", envelope, "handle", outcome, seconds)
+            if correlated is not None:
+                correlation.correlation_id.reset(correlated)
+            correlation.message_id.reset(message)
 
-    async def _call_handler(self, context: Context) -> Any:
-        registration = self._registrations[context.envelope.pattern]
-        return await registration.handler(context.envelope.payload, context)
+    async def _within_deadline(self, registration: Registration, context: Context) -> Any:
+        deadline = context.envelope.deadline
+        if deadline is None:
+            return await registration.chain(context)
+        remaining = deadline - time.time()
+        if remaining <= 0:
+            raise Timeout("The deadline passed before the work started", code="DEADLINE_EXCEEDED")
+        try:
+            return await within(self._deadlines, remaining, registration.chain(context))
+        except Expired:
+            metrics().timeouts.labels(context.envelope.pattern, "handle").inc()
+            raise Timeout(
+                "The work was cancelled at its deadline", code="DEADLINE_EXCEEDED"
+            ) from None
+
+
+def _ending(handler: Handler) -> Callable[[Context], Awaitable[Any]]:
+    """The end of a pattern's chain: its handler, given the payload and the context."""
+
+    async def call(context: Context) -> Any:
+        return await handler(context.envelope.payload, context)
+
+    return call

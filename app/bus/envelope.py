@@ -47,13 +47,15 @@ class Envelope(msgspec.Struct, Generic[P], frozen=True, kw_only=True):
     traceparent: str | None = None
 
 
+_VERSION_BITS = ~(0xF000 << 64) & ~(0xC000 << 48)
+_VERSION_4 = (0x4000 << 64) | (0x8000 << 48)
+
+
 def new_id() -> str:
     """A random UUIDv4 as text, as `str(uuid.uuid4())` gives, without a UUID object or a system
     call: this runs for every command and most requests. Ids name messages and correlate logs;
     they are not secrets, so the (urandom-seeded) `random` generator is enough."""
-    value = random.getrandbits(128)
-    value = (value & ~(0xF000 << 64) | (0x4000 << 64)) & ~(0xC000 << 48) | (0x8000 << 48)
-    text = f"{value:032x}"
+    text = "%032x" % (random.getrandbits(128) & _VERSION_BITS | _VERSION_4)
     return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 

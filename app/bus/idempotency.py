@@ -171,6 +171,9 @@ class IdempotencyMiddleware:
         canonical = envelope.pattern.encode() + b"\0" + msgspec.msgpack.encode(envelope.payload)
         return hmac.new(self._hmac_key, canonical, hashlib.sha256).hexdigest()
 
+    def applies_to(self, pattern: str, read_only: bool) -> bool:
+        return not read_only  # a read changes nothing to do once
+
     async def __call__(self, context: Context, call_next: HandleNext) -> Any:
         envelope = context.envelope
         if envelope.idempotency_key is None or context.read_only:
@@ -202,7 +205,7 @@ class IdempotencyMiddleware:
             reply = codec.encode_result(result)
             await tx.defer(_RECORD_KEY, self._row(scope, fingerprint, reply), must_change=True)
 
-        context.before_commit.append(record)
+        context.before_commit = [*(context.before_commit or ()), record]
         try:
             result = await call_next(context)
         except NothingChanged as unchanged:

@@ -1,51 +1,38 @@
-"""One log line per command on each side: pattern, module, outcome, duration, attempt.
+"""The bus's log lines, with the same fields on both sides: pattern, module, side, attempt,
+outcome, duration.
 
-`sent` (send side, once per attempt) and `handled` (handle side, once per delivery); retries add
-their own `retrying` line. With the correlation id bound, `grep <id>` shows a request's whole path.
+In the process that received the HTTP request, a command is reported on the request's one log
+line (the edge writes it), so its own `sent` and `handled` lines are DEBUG. A worker process is a
+service boundary of its own and writes one `handled` line per command at INFO. Whatever went
+wrong always gets a WARNING line of its own: a failed command (timeout, unavailable, circuit
+open, overload, internal error), a slow one, a retry or a retry refused.
 """
 
 from __future__ import annotations
 
-import time
-from typing import Any
-
 from loguru import logger
 
 from app.bus.envelope import Envelope, module_of
-from app.bus.pipeline import Context, HandleNext, SendNext
-from app.errors import AppError
+from app.logging import enabled
+
+DEBUG = 10
+INFO = 20
+WARNING = 30
+_NAMES = {DEBUG: "DEBUG", INFO: "INFO", WARNING: "WARNING"}
 
 
-class SendLoggingMiddleware:
-    async def __call__(self, envelope: Envelope[Any], call_next: SendNext) -> Any:
-        return await _logged(envelope, "send", "sent", call_next(envelope))
-
-
-class HandleLoggingMiddleware:
-    async def __call__(self, context: Context, call_next: HandleNext) -> Any:
-        return await _logged(context.envelope, "handle", "handled", call_next(context))
-
-
-async def _logged(envelope: Envelope[Any], side: str, message: str, work: Any) -> Any:
-    started = time.perf_counter()
-    try:
-        result = await work
-    except AppError as exc:
-        _line(envelope, side, exc.code, started).info(message)
-        raise
-    except BaseException as exc:
-        _line(envelope, side, type(exc).__name__, started).warning(message)
-        raise
-    _line(envelope, side, "ok", started).info(message)
-    return result
-
-
-def _line(envelope: Envelope[Any], side: str, outcome: str, started: float) -> Any:
-    return logger.bind(
-        cmd=envelope.pattern,
-        module=module_of(envelope.pattern),
-        side=side,
-        attempt=envelope.attempt,
-        outcome=outcome,
-        duration_ms=round((time.perf_counter() - started) * 1000, 2),
-    )
+def command_line(
+    level: int, message: str, envelope: Envelope[object], side: str, outcome: str, seconds: float
+) -> None:
+    """One line about a command, at `level` (nothing is built when that level is off)."""
+    if enabled(level):
+        logger.log(
+            _NAMES[level],
+            message,
+            cmd=envelope.pattern,
+            module=module_of(envelope.pattern),
+            side=side,
+            attempt=envelope.attempt,
+            outcome=outcome,
+            duration_ms=round(seconds * 1000, 2),
+        )

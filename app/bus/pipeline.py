@@ -9,7 +9,7 @@ command's database transaction).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -33,7 +33,7 @@ class Context:
     local: bool = False
     """Sent from this process: the sender's own timeout cancels the work at the deadline."""
     tx: Transaction | None = None
-    before_commit: list[BeforeCommit] = field(default_factory=list)
+    before_commit: list[BeforeCommit] | None = None
 
 
 SendNext = Callable[[Envelope[Any]], Awaitable[Any]]
@@ -45,7 +45,16 @@ class SendMiddleware(Protocol):
 
 
 class HandleMiddleware(Protocol):
+    """Handle-side middleware. One that concerns only some patterns also has
+    `applies_to(pattern, read_only) -> bool`: a pattern's chain is composed once, at its
+    registration, of the middleware that applies to it."""
+
     async def __call__(self, context: Context, call_next: HandleNext) -> Any: ...
+
+
+def applies(layer: HandleMiddleware, pattern: str, read_only: bool) -> bool:
+    check = getattr(layer, "applies_to", None)
+    return True if check is None else bool(check(pattern, read_only))
 
 
 def compose(

@@ -7,7 +7,8 @@ whatever the command is. `Timeout` means it may have run, so it is retried only 
 commands that carry an idempotency key. `CancelledError` is never caught, so never retried.
 
 An error's `retry_after` is a hint for the API's client (the HTTP `Retry-After` when the last
-attempt fails); the retries here follow their own backoff, bounded by the deadline.
+attempt fails); the retries here follow their own backoff, bounded by the deadline. Overload
+refusals are not transient here: retrying them is how overload grows.
 """
 
 from __future__ import annotations
@@ -19,11 +20,9 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import msgspec
 from loguru import logger
 
 from app.bus.envelope import Envelope, module_of
-from app.bus.pipeline import SendNext
 from app.errors import AppError, Category
 from app.metrics import metrics
 
@@ -45,9 +44,15 @@ class RetryBudget:
         self._window = window
         self._clock = clock
         self._buckets: dict[int, list[int]] = {}  # second -> [requests, retries]
+        self._second = -1
+        self._current: list[int] = [0, 0]
 
     def record_request(self) -> None:
-        self._bucket()[0] += 1
+        """Count a request (on every command: O(1) while the second lasts)."""
+        if int(self._clock()) == self._second:
+            self._current[0] += 1
+        else:
+            self._bucket()[0] += 1
 
     def try_spend(self) -> bool:
         bucket = self._bucket()
@@ -60,12 +65,17 @@ class RetryBudget:
 
     def _bucket(self) -> list[int]:
         now = math.floor(self._clock())
-        for second in [s for s in self._buckets if s <= now - self._window]:
-            del self._buckets[second]
-        return self._buckets.setdefault(now, [0, 0])
+        if now != self._second:
+            for second in [s for s in self._buckets if s <= now - self._window]:
+                del self._buckets[second]
+            self._second = now
+            self._current = self._buckets.setdefault(now, [0, 0])
+        return self._current
 
 
-class RetryMiddleware:
+class Retries:
+    """When the send side retries a failed attempt, and after how long (see the module's doc)."""
+
     def __init__(
         self,
         *,
@@ -85,8 +95,8 @@ class RetryMiddleware:
         self._budget_args = (budget_ratio, budget_min_per_second)
         self._budget_clock = budget_clock
         self._budgets: dict[str, RetryBudget] = {}
-        self._clock = clock
-        self._sleep = sleep
+        self.clock = clock
+        self.sleep = sleep
         self._rand = rand
 
     def delay(self, attempt: int) -> float:
@@ -100,38 +110,34 @@ class RetryMiddleware:
             self._budgets[module] = RetryBudget(ratio, floor, clock=self._budget_clock)
         return self._budgets[module]
 
-    async def __call__(self, envelope: Envelope[Any], call_next: SendNext) -> Any:
-        module = module_of(envelope.pattern)
-        budget = self.budget(module)
-        budget.record_request()
+    def backoff(
+        self, error: AppError, envelope: Envelope[Any], budget: RetryBudget
+    ) -> float | None:
+        """The pause before retrying `envelope`'s failed attempt, or None when it is not retried
+        (logged, with the reason, when a retry was possible but refused)."""
         attempt = envelope.attempt
-        while True:
-            try:
-                return await call_next(envelope)
-            except AppError as error:
-                if attempt >= envelope.max_attempts or not retryable(error, envelope):
-                    raise
-                delay = self.delay(attempt)
-                log = logger.bind(
-                    cmd=envelope.pattern,
-                    module=module,
-                    side="send",
-                    attempt=attempt,
-                    reason=error.code,
-                    delay_ms=round(delay * 1000, 1),
-                )
-                if envelope.deadline is not None and self._clock() + delay >= envelope.deadline:
-                    log.warning("retry skipped: it would end past the deadline")
-                    raise
-                if not budget.try_spend():
-                    metrics().retry_budget_exhausted.labels(module).inc()
-                    log.warning("retry skipped: retry budget exhausted")
-                    raise
-                metrics().retries.labels(module, error.code).inc()
-                log.warning("retrying")
-                await self._sleep(delay)
-                attempt += 1
-                envelope = msgspec.structs.replace(envelope, attempt=attempt)
+        if attempt >= envelope.max_attempts or not retryable(error, envelope):
+            return None
+        delay = self.delay(attempt)
+        module = module_of(envelope.pattern)
+        log = logger.bind(
+            cmd=envelope.pattern,
+            module=module,
+            side="send",
+            attempt=attempt,
+            reason=error.code,
+            delay_ms=round(delay * 1000, 1),
+        )
+        if envelope.deadline is not None and self.clock() + delay >= envelope.deadline:
+            log.warning("retry skipped: it would end past the deadline")
+            return None
+        if not budget.try_spend():
+            metrics().retry_budget_exhausted.labels(module).inc()
+            log.warning("retry skipped: retry budget exhausted")
+            return None
+        metrics().retries.labels(module, error.code).inc()
+        log.warning("retrying")
+        return delay
 
 
 def retryable(error: AppError, envelope: Envelope[Any]) -> bool:

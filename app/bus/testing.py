@@ -32,7 +32,14 @@ if TYPE_CHECKING:
 
 
 class WireRoundTripTransport(LocalTransport):
-    async def _deliver(self, envelope: Envelope[Any]) -> Outcome:
+    async def request(self, envelope: Envelope[Any]) -> Outcome:
+        self._enter()
+        try:
+            return await self._round_trip(envelope)
+        finally:
+            self._leave()
+
+    async def _round_trip(self, envelope: Envelope[Any]) -> Outcome:
         registration = self._bus.registration(envelope.pattern)
         try:
             incoming = codec.decode_envelope(
@@ -65,6 +72,9 @@ class FaultMiddleware:
         self._sleep = sleep
         self.injected = 0
         """How many faults (delays and errors) were injected: for test and chaos reports."""
+
+    def applies_to(self, pattern: str, read_only: bool) -> bool:
+        return pattern in self._faults
 
     async def __call__(self, context: Context, call_next: HandleNext) -> Any:
         fault = self._faults.get(context.envelope.pattern)

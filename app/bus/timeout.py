@@ -1,83 +1,106 @@
 """Deadlines. The envelope carries one absolute deadline for the whole call, retries included.
 
-Send side (`TimeoutMiddleware`): stop waiting at the deadline and raise `Timeout` (504
-UPSTREAM_TIMEOUT), whatever the module is doing. An attempt that may be followed by others waits
-for its share of the time left (the time left over the attempts left), so a command stranded on
-a worker that died can be retried on another one before the deadline.
+Send side: an attempt stops waiting at its time and raises `Timeout` (504 UPSTREAM_TIMEOUT),
+whatever the module is doing. An attempt that may be followed by others waits for its share of
+the time left (the time left over the attempts left), so a command stranded on a worker that died
+can be retried on another one before the deadline.
 
-Handle side (`DeadlineMiddleware`): refuse work whose deadline has passed before it starts, and
-cancel the handler at the deadline, so its transaction rolls back.
+Handle side: work whose deadline has passed is refused before it starts; a delivery from another
+process is cancelled at the deadline, so its transaction rolls back (one from this process is
+cancelled by its sender's own timer).
+
+The timer: one `Deadlines` per event loop, a dictionary of the waits in progress and a single
+loop timer armed for the earliest of them. Starting and ending a wait is a dictionary insert and
+delete; the loop timer fires about once per deadline period under load (at the earliest deadline
+still registered) and is re-armed only when a wait ends sooner than every other. A loop timer per
+command (`loop.call_at`, `asyncio.timeout`) would cost more, and on uvloop each one leaves a
+cancelled handle holding a copy of the task's context in a reference cycle: garbage that
+survives into the oldest generation, whose collections then pause the process for ~100 ms
+(bench/RESULTS.md).
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
-from app.bus.envelope import Envelope, module_of
-from app.bus.pipeline import Context, HandleNext, SendNext
-from app.errors import Timeout
-from app.metrics import metrics
+from app.bus.envelope import Envelope
 
-Clock = Callable[[], float]
+T = TypeVar("T")
 
 
-class TimeoutMiddleware:
-    def __init__(self, clock: Clock = time.time) -> None:
-        self._clock = clock
-
-    async def __call__(self, envelope: Envelope[Any], call_next: SendNext) -> Any:
-        if envelope.deadline is None:
-            return await call_next(envelope)
-        attempts_left = max(1, envelope.max_attempts - envelope.attempt + 1)
-        budget = (envelope.deadline - self._clock()) / attempts_left
-        try:
-            if budget > 0:
-                return await _within(budget, call_next(envelope))
-        except _Expired:
-            pass
-        metrics().timeouts.labels(envelope.pattern, "send").inc()
-        raise Timeout(f"The {module_of(envelope.pattern)} module did not answer in time")
+class Expired(Exception):
+    """The time given to `within` ran out, and the work was cancelled."""
 
 
-class DeadlineMiddleware:
-    """In-process deliveries (`context.local`) are cancelled by their sender's timeout; this
-    only refuses them when their deadline has passed already."""
-
-    def __init__(self, clock: Clock = time.time) -> None:
-        self._clock = clock
-
-    async def __call__(self, context: Context, call_next: HandleNext) -> Any:
-        deadline = context.envelope.deadline
-        if deadline is None:
-            return await call_next(context)
-        remaining = deadline - self._clock()
-        if remaining <= 0:
-            raise Timeout("The deadline passed before the work started", code="DEADLINE_EXCEEDED")
-        if context.local:
-            return await call_next(context)
-        try:
-            return await _within(remaining, call_next(context))
-        except _Expired:
-            metrics().timeouts.labels(context.envelope.pattern, "handle").inc()
-            raise Timeout(
-                "The work was cancelled at its deadline", code="DEADLINE_EXCEEDED"
-            ) from None
+def attempt_time(envelope: Envelope[Any], now: float) -> float:
+    """How long this attempt may wait: its share of the time left before the deadline."""
+    assert envelope.deadline is not None
+    attempts_left = max(1, envelope.max_attempts - envelope.attempt + 1)
+    return (envelope.deadline - now) / attempts_left
 
 
-class _Expired(Exception):
-    """The time given to `_within` ran out (and the work was cancelled)."""
+class Deadlines:
+    """The waits in progress on one event loop, and the one loop timer that ends them."""
+
+    __slots__ = ("_armed", "_armed_at", "_loop", "_next", "_waits")
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._waits: dict[int, list[Any]] = {}  # number -> [when, task, fired]
+        self._next = 0
+        self._armed: asyncio.TimerHandle | None = None
+        self._armed_at = 0.0
+
+    def start(self, seconds: float) -> tuple[int, list[Any]]:
+        """Cancel the current task in `seconds` unless `stop` comes first. Returns the wait."""
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:  # first use, or a new loop (tests run many)
+            self._loop, self._waits, self._armed = loop, {}, None
+        when = loop.time() + seconds
+        wait = [when, asyncio.current_task(), False]
+        self._next += 1
+        self._waits[self._next] = wait
+        if self._armed is None or when < self._armed_at:
+            self._arm(when)
+        return self._next, wait
+
+    def stop(self, number: int) -> None:
+        self._waits.pop(number, None)
+
+    def _arm(self, when: float) -> None:
+        if self._armed is not None:
+            self._armed.cancel()
+        assert self._loop is not None
+        self._armed = self._loop.call_at(when, self._fire)
+        self._armed_at = when
+
+    def _fire(self) -> None:
+        self._armed = None
+        assert self._loop is not None
+        now = self._loop.time()
+        earliest = None
+        for number, wait in list(self._waits.items()):
+            if wait[0] <= now:
+                del self._waits[number]
+                wait[2] = True
+                wait[1].cancel()
+            elif earliest is None or wait[0] < earliest:
+                earliest = wait[0]
+        if earliest is not None:
+            self._arm(earliest)
 
 
-async def _within(seconds: float, work: Awaitable[Any]) -> Any:
-    """Await `work`, cancelled after `seconds`; `_Expired` then. One timer, no closure."""
-    timer = asyncio.timeout(seconds)
+async def within(deadlines: Deadlines, seconds: float, work: Awaitable[T]) -> T:
+    """Await `work` in the current task, cancelling it after `seconds`: then `Expired`. A
+    cancellation from elsewhere stays a cancellation."""
+    number, wait = deadlines.start(seconds)
     try:
-        async with timer:
-            return await work
-    except TimeoutError:
-        if timer.expired():
-            raise _Expired from None
+        return await work
+    except asyncio.CancelledError:
+        if wait[2] and wait[1].uncancel() == 0:
+            raise Expired from None
         raise
+    finally:
+        deadlines.stop(number)

@@ -26,8 +26,9 @@ class TransactionMiddleware:
             context.tx = tx
             try:
                 result = await call_next(context)
-                for hook in context.before_commit:
-                    await hook(tx, result)
+                if context.before_commit:
+                    for hook in context.before_commit:
+                        await hook(tx, result)
                 return result
             finally:
                 context.tx = None

@@ -7,11 +7,11 @@ from typing import Any
 from litestar import Controller, Request, Response, get, post
 from litestar.params import JSONBody
 
-from app.gateway.call import TheCall
+from app.gateway.dependencies import gateway_of, principal_of
 from app.gateway.idempotency import IdempotencyKey, replied
 from app.gateway.problems import problem_responses
 from app.gateway.ratelimit import client_of
-from app.gateway.security import BEARER_SCHEME, authenticated
+from app.gateway.security import AUTHENTICATED, BEARER_SCHEME
 from app.modules.auth.contracts import (
     GetMe,
     LogIn,
@@ -37,16 +37,16 @@ class AuthController(Controller):
         self,
         request: Request[Any, Any, Any],
         data: JSONBody[SignUp],
-        call: TheCall,
         idempotency_key: IdempotencyKey = None,
     ) -> Response[SignUpView]:
         """Join an organization (`organizationId`) as USER, or found one (`organizationName`)."""
-        async with call.limits.password_check(client_of(request.scope)):
-            outcome = await call.bus.call(
+        gateway = gateway_of(request)
+        async with gateway.limits.password_check(client_of(request.scope)):
+            outcome = await gateway.bus.call(
                 {"cmd": "auth.signup"},
                 data,
                 idempotency_key=idempotency_key,
-                policy=call.policies.signup,
+                policy=gateway.policies.signup,
             )
         return replied(outcome, 201)
 
@@ -61,28 +61,32 @@ class AuthController(Controller):
         self,
         request: Request[Any, Any, Any],
         data: JSONBody[LogIn],
-        call: TheCall,
     ) -> LoginView:
         """After too many failed logins for one email from one client, answers 429."""
+        gateway = gateway_of(request)
         client = client_of(request.scope)
         async with (
-            call.limits.login_attempt(data.email, client),
-            call.limits.password_check(client),
+            gateway.limits.login_attempt(data.email, client),
+            gateway.limits.password_check(client),
         ):
-            view: LoginView = await call.bus.send(
-                {"cmd": "auth.login"}, data, policy=call.policies.login
+            view: LoginView = await gateway.bus.send(
+                {"cmd": "auth.login"}, data, policy=gateway.policies.login
             )
         return view
 
     @get(
         "/me",
-        guards=[authenticated],
+        opt={AUTHENTICATED: True},
         summary="The current user and organization",
         security=[{BEARER_SCHEME: []}],
         responses=problem_responses(401),
     )
-    async def me(self, call: TheCall) -> MeView:
-        view: MeView = await call.bus.send(
-            {"cmd": "auth.getMe"}, GetMe(), principal=call.principal, policy=call.policies.me
+    async def me(self, request: Request[Any, Any, Any]) -> MeView:
+        gateway = gateway_of(request)
+        view: MeView = await gateway.bus.send(
+            {"cmd": "auth.getMe"},
+            GetMe(),
+            principal=principal_of(request),
+            policy=gateway.policies.me,
         )
         return view

@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from litestar import Controller, Response, delete, get, patch, post
+from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
-from app.gateway.call import Call, TheCall
+from app.gateway.dependencies import gateway_of, principal_of
 from app.gateway.idempotency import IdempotencyKey, replied
 from app.gateway.problems import problem_responses
-from app.gateway.security import BEARER_SCHEME, authenticated
+from app.gateway.security import AUTHENTICATED, BEARER_SCHEME
 from app.gateway.validation import QUERY_OPT
 from app.modules.events.contracts import (
     MAX_PAGE,
@@ -36,17 +36,17 @@ from app.modules.events.contracts import (
 class EventsController(Controller):
     path = "/events"
     tags = ["events"]
-    guards = [authenticated]
+    opt = {AUTHENTICATED: True}
     security = [{BEARER_SCHEME: []}]
 
     @post("/", summary="Create a DRAFT event", responses=problem_responses(401, 409, 413, 422))
     async def create(
         self,
+        request: Request[Any, Any, Any],
         data: JSONBody[CreateEvent],
-        call: TheCall,
         idempotency_key: IdempotencyKey = None,
     ) -> Response[EventView]:
-        return await _write(call, "events.create", data, idempotency_key, 201)
+        return await _write(request, "events.create", data, idempotency_key, 201)
 
     @get(
         "/",
@@ -56,7 +56,7 @@ class EventsController(Controller):
     )
     async def list(
         self,
-        call: TheCall,
+        request: Request[Any, Any, Any],
         page: Annotated[
             int, QueryParameter(ge=1, le=MAX_PAGE, description="Page number, from 1")
         ] = 1,
@@ -89,22 +89,23 @@ class EventsController(Controller):
             start_date_from=start_date_from,
             start_date_to=start_date_to,
         )
-        result: EventPage = await call.bus.send(
-            {"cmd": "events.findAll"}, query, principal=call.principal, policy=call.policies.list
+        gateway = gateway_of(request)
+        result: EventPage = await gateway.bus.send(
+            {"cmd": "events.findAll"},
+            query,
+            principal=principal_of(request),
+            policy=gateway.policies.list,
         )
         return result
 
     @get("/{event_id:str}", summary="One event", responses=problem_responses(401, 403, 404))
-    async def find(
-        self,
-        event_id: FromPath[str],
-        call: TheCall,
-    ) -> EventView:
-        view: EventView = await call.bus.send(
+    async def find(self, request: Request[Any, Any, Any], event_id: FromPath[str]) -> EventView:
+        gateway = gateway_of(request)
+        view: EventView = await gateway.bus.send(
             {"cmd": "events.findOne"},
             FindEvent(event_id=event_id),
-            principal=call.principal,
-            policy=call.policies.read_one,
+            principal=principal_of(request),
+            policy=gateway.policies.read_one,
         )
         return view
 
@@ -115,13 +116,13 @@ class EventsController(Controller):
     )
     async def update(
         self,
+        request: Request[Any, Any, Any],
         event_id: FromPath[str],
         data: JSONBody[EventChanges],
-        call: TheCall,
         idempotency_key: IdempotencyKey = None,
     ) -> Response[EventView]:
         command = UpdateEvent(event_id=event_id, changes=data)
-        return await _write(call, "events.update", command, idempotency_key)
+        return await _write(request, "events.update", command, idempotency_key)
 
     @delete(
         "/{event_id:str}",
@@ -131,12 +132,12 @@ class EventsController(Controller):
     )
     async def remove(
         self,
+        request: Request[Any, Any, Any],
         event_id: FromPath[str],
-        call: TheCall,
         idempotency_key: IdempotencyKey = None,
     ) -> Response[None]:
         command = DeleteEvent(event_id=event_id)
-        return await _write(call, "events.delete", command, idempotency_key, 204)
+        return await _write(request, "events.delete", command, idempotency_key, 204)
 
     @post(
         "/{event_id:str}/submit",
@@ -146,12 +147,12 @@ class EventsController(Controller):
     )
     async def submit(
         self,
+        request: Request[Any, Any, Any],
         event_id: FromPath[str],
-        call: TheCall,
         idempotency_key: IdempotencyKey = None,
     ) -> Response[EventView]:
         command = SubmitEvent(event_id=event_id)
-        return await _write(call, "events.submit", command, idempotency_key)
+        return await _write(request, "events.submit", command, idempotency_key)
 
     @post(
         "/{event_id:str}/approve",
@@ -161,12 +162,12 @@ class EventsController(Controller):
     )
     async def approve(
         self,
+        request: Request[Any, Any, Any],
         event_id: FromPath[str],
-        call: TheCall,
         idempotency_key: IdempotencyKey = None,
     ) -> Response[EventView]:
         command = ApproveEvent(event_id=event_id)
-        return await _write(call, "events.approve", command, idempotency_key)
+        return await _write(request, "events.approve", command, idempotency_key)
 
     @post(
         "/{event_id:str}/reject",
@@ -176,27 +177,28 @@ class EventsController(Controller):
     )
     async def reject(
         self,
+        request: Request[Any, Any, Any],
         event_id: FromPath[str],
         data: JSONBody[Rejection],
-        call: TheCall,
         idempotency_key: IdempotencyKey = None,
     ) -> Response[EventView]:
         command = RejectEvent(event_id=event_id, reason=data.reason)
-        return await _write(call, "events.reject", command, idempotency_key)
+        return await _write(request, "events.reject", command, idempotency_key)
 
 
 async def _write(
-    call: Call,
+    request: Request[Any, Any, Any],
     cmd: str,
     payload: object,
     idempotency_key: str | None,
     status_code: int = 200,
 ) -> Response[Any]:
-    outcome = await call.bus.call(
+    gateway = gateway_of(request)
+    outcome = await gateway.bus.call(
         {"cmd": cmd},
         payload,
-        principal=call.principal,
+        principal=principal_of(request),
         idempotency_key=idempotency_key,
-        policy=call.policies.write,
+        policy=gateway.policies.write,
     )
     return replied(outcome, status_code)

@@ -6,31 +6,34 @@ from __future__ import annotations
 import importlib.util
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
+from typing import Any
 
-from litestar import Litestar
+from litestar import Litestar, Request
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
-from litestar.plugins import PluginProtocol
-from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlugin
-from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from litestar.plugins.opentelemetry import (
+    OpenTelemetryConfig,
+    OpenTelemetryInstrumentationMiddleware,
+)
+from litestar.plugins.prometheus import PrometheusController
 from litestar.static_files import create_static_files_router
 from opentelemetry.sdk.trace import TracerProvider
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from app.bus.bus import Bus
 from app.gateway.auth import AuthController
-from app.gateway.call import CallFactory
-from app.gateway.correlation import CorrelationASGI
+from app.gateway.dependencies import Gateway
+from app.gateway.edge import NOT_MEASURED, Edge
 from app.gateway.events import EventsController
 from app.gateway.health import HealthController, Probes
 from app.gateway.policy import RoutePolicies
 from app.gateway.problems import EXCEPTION_HANDLERS
-from app.gateway.ratelimit import RateLimitASGI, RateLimits
-from app.gateway.security import BEARER_SCHEME, TokenVerifier
+from app.gateway.ratelimit import RateLimits
+from app.gateway.security import AUTHENTICATED, BEARER_SCHEME, TokenVerifier, authenticate
 from app.gateway.validation import validate_request
 from app.settings import Settings
 
@@ -44,8 +47,6 @@ EXPOSED_HEADERS = [
     "RateLimit-Reset",
 ]
 DOCS_ASSETS = "/api/assets"
-NOT_MEASURED = ["^/health", "^/metrics", "^/api"]
-"""Probes, the metrics scrape and the docs do not count in request metrics or traces."""
 
 
 def create_gateway(
@@ -59,16 +60,6 @@ def create_gateway(
     on_shutdown: Sequence[Callable[[], Awaitable[None]]] = (),
 ) -> Litestar:
     policies = RoutePolicies.from_settings(settings)
-    plugins: list[PluginProtocol] = []
-    if tracer_provider is not None:
-        plugins.append(
-            OpenTelemetryPlugin(
-                OpenTelemetryConfig(tracer_provider=tracer_provider, exclude=NOT_MEASURED)
-            )
-        )
-    prometheus = PrometheusConfig(
-        app_name="eventboard", prefix="eventboard", group_path=True, exclude=NOT_MEASURED
-    )
 
     app = Litestar(
         route_handlers=[
@@ -80,18 +71,18 @@ def create_gateway(
                 path=DOCS_ASSETS, directories=[_swagger_ui_assets()], include_in_schema=False
             ),
         ],
-        dependencies={
-            "call": Provide(CallFactory(bus, policies, limits), sync_to_thread=False),
-            "probes": Provide(lambda: probes, sync_to_thread=False),
-        },
-        before_request=validate_request,
+        dependencies={"probes": Provide(lambda: probes, sync_to_thread=False)},
+        before_request=_before_request,
         exception_handlers=EXCEPTION_HANDLERS,
-        state=State({"token_verifier": TokenVerifier(settings.jwt_secret)}),
+        state=State(
+            {
+                "gateway": Gateway(bus, policies, limits),
+                "token_verifier": TokenVerifier(settings.jwt_secret),
+            }
+        ),
         cors_config=CORSConfig(
             allow_origins=list(settings.cors_allow_origins), expose_headers=EXPOSED_HEADERS
         ),
-        middleware=[prometheus.middleware],
-        plugins=plugins,
         request_max_body_size=settings.max_body_bytes,
         openapi_config=_openapi(),
         on_startup=list(on_startup),
@@ -99,16 +90,32 @@ def create_gateway(
         logging_config=None,
         debug=False,
     )
-    app.asgi_handler = CorrelationASGI(RateLimitASGI(app.asgi_handler, limits))
+    # Outside in: forwarded headers -> the request's span -> the edge -> Litestar.
+    handler: Any = Edge(app.asgi_handler, limits)
+    if tracer_provider is not None:
+        # A span per request (an incoming traceparent is honoured), around the edge, so that
+        # the request's log line carries its trace id.
+        handler = OpenTelemetryInstrumentationMiddleware(
+            handler,
+            OpenTelemetryConfig(
+                tracer_provider=tracer_provider, exclude=[f"^{p}" for p in NOT_MEASURED]
+            ),
+        )
     if settings.trusted_proxies:
         # The client address every limit and log uses: X-Forwarded-For counts only when the
         # peer is a trusted proxy (uvicorn's own implementation; `make run` tells uvicorn
         # itself to trust none, so this is the one place forwarded headers are believed).
-        app.asgi_handler = ProxyHeadersMiddleware(  # type: ignore[assignment]
-            app.asgi_handler,  # type: ignore[arg-type]
-            trusted_hosts=list(settings.trusted_proxies),
-        )
+        handler = ProxyHeadersMiddleware(handler, trusted_hosts=list(settings.trusted_proxies))
+    app.asgi_handler = handler
     return app
+
+
+async def _before_request(request: Request[Any, Any, Any]) -> None:
+    """Before every handler: the bearer token where the route needs one (401 before anything
+    else), then the request's query, headers and body against the route's contracts (400)."""
+    if request.route_handler.opt.get(AUTHENTICATED):
+        authenticate(request)
+    await validate_request(request)
 
 
 def _swagger_ui_assets() -> Path:

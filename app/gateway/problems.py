@@ -17,8 +17,9 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.types import ExceptionHandlersMap
 from loguru import logger
 
-from app.bus import correlation
+from app import correlation
 from app.errors import AppError, Category, FieldError, RateLimited
+from app.gateway.exchange import exchange_of
 from app.gateway.idempotency import REPLAYED_HEADER
 
 PROBLEM_JSON = "application/problem+json"
@@ -111,7 +112,14 @@ class RateLimitExceeded(RateLimited):
         }
 
 
-def app_error_response(_: Request[Any, Any, Any], exc: AppError) -> Response[bytes]:
+def _answered(request: Request[Any, Any, Any], code: str) -> None:
+    """The request's log line names the problem it answered."""
+    exchange = exchange_of(request.scope)
+    if exchange is not None:
+        exchange.problem = code
+
+
+def app_error_response(request: Request[Any, Any, Any], exc: AppError) -> Response[bytes]:
     status = STATUS_BY_CATEGORY[exc.category]
     headers: dict[str, str] = {}
     if exc.retry_after is not None:
@@ -120,27 +128,30 @@ def app_error_response(_: Request[Any, Any, Any], exc: AppError) -> Response[byt
         headers[REPLAYED_HEADER] = "true"
     if isinstance(exc, RateLimitExceeded):
         headers.update(exc.headers())
-    if status >= 500:
-        logger.bind(code=exc.code, status=status).warning("request failed: {}", exc.message)
+    _answered(request, exc.code)
     return problem(status, exc.code, exc.message, exc.errors, headers or None)
 
 
-def validation_response(_: Request[Any, Any, Any], exc: ValidationException) -> Response[bytes]:
+def validation_response(
+    request: Request[Any, Any, Any], exc: ValidationException
+) -> Response[bytes]:
     """Litestar's own parameter validation; the gateway's validator normally answers first."""
     errors = tuple(
         FieldError(field=str(item.get("key", "")), message=str(item.get("message", "")))
         for item in (exc.extra if isinstance(exc.extra, list) else [])
         if isinstance(item, dict)
     )
+    _answered(request, "VALIDATION_FAILED")
     return problem(400, "VALIDATION_FAILED", "Validation failed", errors)
 
 
-def http_error_response(_: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
+def http_error_response(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
     status = exc.status_code
     if status >= 500:
-        logger.bind(status=status).warning("request failed: {}", exc.detail)
+        _answered(request, "INTERNAL_ERROR")
         return problem(status, "INTERNAL_ERROR", "Internal server error")
     code = _CODE_BY_STATUS.get(status, "HTTP_ERROR")
+    _answered(request, code)
     detail = {
         404: "Route not found",
         413: "Request body is too large",
@@ -149,8 +160,9 @@ def http_error_response(_: Request[Any, Any, Any], exc: HTTPException) -> Respon
     return problem(status, code, detail, headers=headers or None)
 
 
-def unexpected_error_response(_: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+def unexpected_error_response(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
     logger.opt(exception=exc).error("unhandled error")
+    _answered(request, "INTERNAL_ERROR")
     return problem(500, "INTERNAL_ERROR", "Internal server error")
 
 

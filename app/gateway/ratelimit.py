@@ -2,7 +2,7 @@
 across workers and hosts.
 
 - Per client (IP), on every route but the probes and /metrics: `RATE_LIMIT_PER_MINUTE` (sliding
-  window counter; 0 disables), checked at the ASGI edge before anything else runs.
+  window counter; 0 disables), checked at the edge (`edge.py`) before anything else runs.
 - Login attempts per (email, client IP): `LOGIN_FAILURES_PER_15MIN` (moving window). Each
   attempt reserves its place atomically *before* the password is checked, so concurrent guesses
   cannot all slip in between a check and a count: once the limit is reached, the next attempt is
@@ -28,22 +28,12 @@ from limits import RateLimitItem, RateLimitItemPerMinute
 from limits.aio.storage import MemoryStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter, SlidingWindowCounterRateLimiter
 from limits.storage import storage_from_string
-from litestar.enums import ScopeType
-from litestar.types import (
-    ASGIApp,
-    HTTPResponseBodyEvent,
-    HTTPResponseStartEvent,
-    Receive,
-    Scope,
-    Send,
-)
+from litestar.types import Scope
 
 from app.errors import RateLimited
-from app.gateway.problems import RateLimitExceeded, problem_body
+from app.gateway.problems import RateLimitExceeded
 from app.metrics import metrics
 from app.settings import Settings
-
-_UNLIMITED_PREFIXES = ("/health", "/metrics")
 
 
 class RateLimits:
@@ -137,33 +127,3 @@ class TooManyPasswordChecks(RateLimited):
 def client_of(scope: Scope) -> str:
     client = scope.get("client")
     return str(client[0]) if client else "unknown"
-
-
-class RateLimitASGI:
-    """The per-client limit, before routing, auth or validation spend anything on the request."""
-
-    def __init__(self, app: ASGIApp, limits: RateLimits) -> None:
-        self._app = app
-        self._limits = limits
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == ScopeType.HTTP and not scope["path"].startswith(_UNLIMITED_PREFIXES):
-            try:
-                await self._limits.check_client(client_of(scope))
-            except RateLimitExceeded as exceeded:
-                body = problem_body(429, exceeded.code, exceeded.message)
-                headers = {"Content-Type": "application/problem+json", **exceeded.headers()}
-                start: HTTPResponseStartEvent = {
-                    "type": "http.response.start",
-                    "status": 429,
-                    "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
-                }
-                await send(start)
-                end: HTTPResponseBodyEvent = {
-                    "type": "http.response.body",
-                    "body": body,
-                    "more_body": False,
-                }
-                await send(end)
-                return
-        await self._app(scope, receive, send)

@@ -6,8 +6,9 @@ from typing import Any
 
 import pytest
 
-from app.bus.breaker import CLOSED, HALF_OPEN, OPEN, BreakerMiddleware, CircuitOpen
+from app.bus.breaker import CLOSED, HALF_OPEN, OPEN, Breakers, CircuitOpen
 from app.bus.envelope import Envelope
+from app.bus.sender import Sender
 from app.errors import Conflict, Overloaded, Unavailable
 
 
@@ -23,7 +24,7 @@ def envelope(pattern: str = "events.findOne") -> Envelope[Any]:
     return Envelope(pattern=pattern, payload=None, message_id="m", correlation_id="c")
 
 
-def breaker_with(clock: Clock, **overrides: Any) -> BreakerMiddleware:
+def breaker_with(clock: Clock, **overrides: Any) -> Breakers:
     config: dict[str, Any] = {
         "window": 4,
         "min_calls": 4,
@@ -33,7 +34,7 @@ def breaker_with(clock: Clock, **overrides: Any) -> BreakerMiddleware:
         "half_open_probes": 2,
     }
     config.update(overrides)
-    return BreakerMiddleware(clock=clock, **config)
+    return Breakers(clock=clock, **config)
 
 
 async def fails(_: Envelope[Any]) -> Any:
@@ -44,9 +45,10 @@ async def works(_: Envelope[Any]) -> str:
     return "ok"
 
 
-async def call(breaker: BreakerMiddleware, target: Any, pattern: str = "events.findOne") -> str:
+async def call(breaker: Breakers, target: Any, pattern: str = "events.findOne") -> str:
+    """One command through the send side, with these breakers, delivered to `target`."""
     try:
-        return str(await breaker(envelope(pattern), target))
+        return str(await Sender(target, breakers=breaker)(envelope(pattern)))
     except CircuitOpen:
         return "open"
     except Unavailable:
@@ -80,13 +82,13 @@ async def test_open_fails_fast_with_retry_after_and_without_calling():
         await call(breaker, fails)
     reached: list[int] = []
 
-    async def counted(_: Envelope[Any]) -> str:
+    async def counted(_: Envelope[Any]) -> Any:
         reached.append(1)
         return "ok"
 
     clock.now += 4
     with pytest.raises(CircuitOpen) as raised:
-        await breaker(envelope(), counted)
+        await Sender(counted, breakers=breaker)(envelope())
 
     assert reached == []
     assert raised.value.code == "CIRCUIT_OPEN"

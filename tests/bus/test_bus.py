@@ -7,9 +7,8 @@ from typing import Any
 import msgspec
 import pytest
 
-from app.bus import correlation
+from app import correlation
 from app.bus.bus import Bus, DuplicateRegistration, UnknownPattern
-from app.bus.correlation import CorrelationMiddleware
 from app.bus.envelope import Envelope, Principal, Role
 from app.bus.pipeline import Context
 from app.bus.testing import WireRoundTripTransport
@@ -175,7 +174,7 @@ async def test_envelope_carries_principal_key_deadline_and_correlation():
 
 
 async def test_nested_send_keeps_correlation_and_names_its_cause():
-    bus = Bus(handle_middleware=[CorrelationMiddleware()])
+    bus = Bus()
     bus.register({"cmd": "greet.hello"}, Greet, greet)
     outer_ids: list[str] = []
 
@@ -210,3 +209,24 @@ def test_error_data_round_trip_keeps_category_and_retry_hint():
 
     assert type(rebuilt) is Invalid
     assert rebuilt.to_data() == original.to_data()
+
+
+async def test_handle_middleware_that_applies_to_some_patterns_runs_only_for_them():
+    calls: list[str] = []
+
+    class OnlyWrites:
+        def applies_to(self, pattern: str, read_only: bool) -> bool:
+            return not read_only
+
+        async def __call__(self, context: Context, call_next: Any) -> Any:
+            calls.append(context.envelope.pattern)
+            return await call_next(context)
+
+    bus = Bus(handle_middleware=[OnlyWrites()])
+    bus.register({"cmd": "greet.hello"}, Greet, greet)
+    bus.register({"cmd": "greet.read"}, Greet, greet, read_only=True)
+    bus.connect(LocalTransport(bus))
+    await bus.send({"cmd": "greet.read"}, Greet(name="r"))
+    await bus.send({"cmd": "greet.hello"}, Greet(name="w"))
+
+    assert calls == ["greet.hello"]

@@ -25,7 +25,6 @@ from app.bus.idempotency import (
 )
 from app.bus.pipeline import Context
 from app.bus.testing import WireRoundTripTransport
-from app.bus.timeout import DeadlineMiddleware, TimeoutMiddleware
 from app.bus.transaction import TransactionMiddleware
 from app.clock import utcnow
 from app.database import Database, Query, open_database
@@ -106,9 +105,7 @@ async def write_note(cmd: Note, context: Context) -> Noted:
 def make_bus(engine: AsyncEngine, ttl: float = 3600) -> tuple[Bus, WireRoundTripTransport]:
     db = database(engine)
     bus = Bus(
-        send_middleware=[TimeoutMiddleware()],
         handle_middleware=[
-            DeadlineMiddleware(),
             IdempotencyMiddleware(db, secret="s" * 32, ttl=ttl),
             TransactionMiddleware(db),
         ],

@@ -1,6 +1,7 @@
 """Retries on the send side: which errors, how often, how long, and never past the deadline.
 
-Time is simulated: the middleware gets a fake clock, a recording sleep and a fixed random source.
+Time is simulated: the retry policy gets a fake clock, a recording sleep and a fixed random
+source; the send side (`Sender`) delivers to a flaky target instead of a transport.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import pytest
 from loguru import logger
 
 from app.bus.envelope import Envelope
-from app.bus.retry import RetryBudget, RetryMiddleware
+from app.bus.retry import Retries, RetryBudget
+from app.bus.sender import Sender
 from app.errors import AppError, Conflict, Timeout, Unavailable
 
 
@@ -29,12 +31,14 @@ class FakeTime:
         self.now += seconds
 
 
-def middleware(time: FakeTime, rand: float = 1.0, **kwargs: Any) -> RetryMiddleware:
+def sender(time: FakeTime, target: Any, rand: float = 1.0, **kwargs: Any) -> Any:
+    """The send side, retrying with this policy, delivering to `target`."""
     options: dict[str, Any] = {"base_delay": 1.0, "multiplier": 2.0, "max_delay": 30.0}
     options.update(kwargs)
-    return RetryMiddleware(
+    retries = Retries(
         clock=time.clock, budget_clock=time.clock, sleep=time.sleep, rand=lambda: rand, **options
     )
+    return Sender(target, retries=retries)
 
 
 def envelope(
@@ -71,7 +75,7 @@ async def test_two_transient_failures_on_a_read_recover_with_growing_delays():
     time = FakeTime()
     target = Flaky(2, Unavailable("down"))
 
-    result = await middleware(time)(envelope(read=True), target)
+    result = await sender(time, target)(envelope(read=True))
 
     assert result == "ok"
     assert target.attempts == [1, 2, 3]
@@ -82,7 +86,7 @@ async def test_delays_use_full_jitter_below_the_exponential_ceiling():
     time = FakeTime()
     target = Flaky(3, Unavailable("down"))
 
-    await middleware(time, rand=0.25, max_delay=3.0)(envelope(attempts=4, read=True), target)
+    await sender(time, target, rand=0.25, max_delay=3.0)(envelope(attempts=4, read=True))
 
     assert time.sleeps == [0.25, 0.5, 0.75]  # 0.25 x ceilings 1, 2, then 4 capped at 3
 
@@ -92,7 +96,7 @@ async def test_retries_stop_before_a_delay_would_end_past_the_deadline():
     target = Flaky(5, Unavailable("down"))
 
     with pytest.raises(Unavailable):
-        await middleware(time)(envelope(attempts=6, read=True, timeout=3.5), target)
+        await sender(time, target)(envelope(attempts=6, read=True, timeout=3.5))
 
     assert time.sleeps == [1.0, 2.0]  # the next, 4.0 s, would end past the 3.5 s deadline
     assert time.now <= 1_000.0 + 3.5
@@ -103,7 +107,7 @@ async def test_a_write_that_may_have_run_is_not_retried_without_a_key():
     target = Flaky(1, Timeout("slow"))
 
     with pytest.raises(Timeout):
-        await middleware(time)(envelope(attempts=3), target)
+        await sender(time, target)(envelope(attempts=3))
 
     assert target.attempts == [1]
 
@@ -112,14 +116,14 @@ async def test_a_write_that_may_have_run_is_not_retried_without_a_key():
 async def test_a_timeout_is_retried_for_reads_and_keyed_writes(read, key):
     target = Flaky(1, Timeout("slow"))
 
-    assert await middleware(FakeTime())(envelope(read=read, key=key), target) == "ok"
+    assert await sender(FakeTime(), target)(envelope(read=read, key=key)) == "ok"
     assert target.attempts == [1, 2]
 
 
 async def test_a_write_that_never_started_is_retried():
     target = Flaky(1, Unavailable("no handler reached"))
 
-    assert await middleware(FakeTime())(envelope(read=False), target) == "ok"
+    assert await sender(FakeTime(), target)(envelope(read=False)) == "ok"
     assert target.attempts == [1, 2]
 
 
@@ -127,7 +131,7 @@ async def test_domain_errors_are_not_retried():
     target = Flaky(1, Conflict("nope"))
 
     with pytest.raises(Conflict):
-        await middleware(FakeTime())(envelope(read=True), target)
+        await sender(FakeTime(), target)(envelope(read=True))
     assert target.attempts == [1]
 
 
@@ -135,7 +139,7 @@ async def test_cancellation_is_never_retried():
     target = Flaky(1, asyncio.CancelledError())
 
     with pytest.raises(asyncio.CancelledError):
-        await middleware(FakeTime())(envelope(read=True), target)
+        await sender(FakeTime(), target)(envelope(read=True))
     assert target.attempts == [1]
 
 
@@ -144,7 +148,7 @@ async def test_the_last_errors_retry_after_hint_reaches_the_caller():
     target = Flaky(5, Unavailable("busy", retry_after=3))
 
     with pytest.raises(Unavailable) as raised:
-        await middleware(time, rand=0.1)(envelope(read=True), target)
+        await sender(time, target, rand=0.1)(envelope(read=True))
 
     assert time.sleeps == [0.1, 0.2]  # the bus's own backoff
     assert raised.value.retry_after == 3
@@ -152,12 +156,12 @@ async def test_the_last_errors_retry_after_hint_reaches_the_caller():
 
 async def test_the_budget_caps_retries_under_a_failure_storm():
     time = FakeTime()
-    retrying = middleware(time, rand=0.0, budget_ratio=0.2, budget_min_per_second=3.0)
     target = Flaky(10_000, Unavailable("down"))
+    retrying = sender(time, target, rand=0.0, budget_ratio=0.2, budget_min_per_second=3.0)
 
     for _ in range(200):
         with pytest.raises(Unavailable):
-            await retrying(envelope(attempts=3, read=True), target)
+            await retrying(envelope(attempts=3, read=True))
 
     retries = len(target.attempts) - 200
     # all in the same simulated second: 3/s x 10 s floor + 20% of 200 requests
@@ -180,7 +184,7 @@ async def test_every_retry_is_logged_with_correlation_attempt_and_delay():
     sink = logger.add(lambda m: records.append(m.record["extra"] | {"msg": m.record["message"]}))
     try:
         with logger.contextualize(correlation_id="corr-retry"):
-            await middleware(FakeTime())(envelope(read=True), Flaky(2, Unavailable("down")))
+            await sender(FakeTime(), Flaky(2, Unavailable("down")))(envelope(read=True))
     finally:
         logger.remove(sink)
 

@@ -17,8 +17,8 @@ from sqlalchemy import text
 from app.bus.bus import Bus, Policy
 from app.bus.envelope import Envelope
 from app.bus.pipeline import Context
+from app.bus.sender import Sender
 from app.bus.testing import WireRoundTripTransport
-from app.bus.timeout import DeadlineMiddleware, TimeoutMiddleware
 from app.bus.transaction import TransactionMiddleware
 from app.bus.transports.local import LocalTransport
 from app.database import Database, Query, open_database
@@ -55,10 +55,7 @@ async def test_slow_handler_times_out_at_the_deadline_and_its_write_rolls_back(
         await never.wait()  # a handler stuck downstream
         return 1
 
-    bus = Bus(
-        send_middleware=[TimeoutMiddleware()],
-        handle_middleware=[DeadlineMiddleware(), TransactionMiddleware(engine)],
-    )
+    bus = Bus(handle_middleware=[TransactionMiddleware(engine)])
     bus.register({"cmd": "notes.write"}, Note, write_then_hang)
     transport = transport_type(bus)
     bus.connect(transport)
@@ -84,7 +81,7 @@ async def test_work_past_its_deadline_is_refused_before_it_starts():
         ran.append(cmd.value)
         return 1
 
-    bus = Bus(handle_middleware=[DeadlineMiddleware()])
+    bus = Bus()
     bus.register({"cmd": "notes.write"}, Note, handler)
     expired = Envelope(
         pattern="notes.write",
@@ -112,7 +109,7 @@ async def test_the_handle_side_cancels_its_handler_at_the_deadline_on_its_own():
             raise
         return 1
 
-    bus = Bus(handle_middleware=[DeadlineMiddleware()])
+    bus = Bus()
     bus.register({"cmd": "notes.hang"}, Note, hang)
     envelope = Envelope(
         pattern="notes.hang",
@@ -128,7 +125,7 @@ async def test_the_handle_side_cancels_its_handler_at_the_deadline_on_its_own():
 
 
 async def test_an_attempt_that_may_be_retried_waits_only_for_its_share_of_the_time():
-    async def hang(_: Envelope[Any]) -> int:
+    async def hang(_: Envelope[Any]) -> Any:
         await asyncio.Event().wait()
         return 1
 
@@ -142,7 +139,7 @@ async def test_an_attempt_that_may_be_retried_waits_only_for_its_share_of_the_ti
     )
     began = time.perf_counter()
     with pytest.raises(Timeout):
-        await TimeoutMiddleware()(first_of_three, hang)
+        await Sender(hang)(first_of_three)
     elapsed = time.perf_counter() - began
 
     assert 0.2 <= elapsed < 0.3  # a third of 0.6 s; the last attempt would get all that is left

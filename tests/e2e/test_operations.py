@@ -220,14 +220,14 @@ async def test_one_trace_links_the_http_request_the_bus_and_sql(
             },
         )
     spans = exporter.get_finished_spans()
-    handled = [
+    requests = [
         json.loads(line)
         for line in capsys.readouterr().err.splitlines()
-        if line.startswith("{") and '"message":"handled"' in line
+        if line.startswith("{") and '"message":"request"' in line
     ]
 
     assert response.status_code == 200
-    assert [record["trace_id"] for record in handled] == [trace_id]  # logs carry the trace id
+    assert [record["trace_id"] for record in requests] == [trace_id]  # logs carry the trace id
     assert {format(s.context.trace_id, "032x") for s in spans} == {trace_id}
     by_name = {s.name: s for s in spans}
     send = by_name["bus.send events.findOne"]

@@ -67,7 +67,7 @@ async def uvicorn(tmp_path: Path, **env: str) -> AsyncIterator[Server]:
     }
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1",
-        "--port", str(port), "--no-access-log", "--no-proxy-headers",
+        "--port", str(port), "--no-access-log", "--no-proxy-headers", "--loop", "asyncio",
         cwd=ROOT, env=variables, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     server = Server(process, f"http://127.0.0.1:{port}")

@@ -1,13 +1,16 @@
-"""In-process transport: the envelope goes straight to the bus's handle side.
+"""In-process transport: the envelope goes straight to the bus's handle side, in the sender's
+own task.
 
-The handle side runs in a task of its own, so a caller that stops waiting (its deadline passed)
-gets its answer at once: the task is cancelled and rolls its transaction back on its own time,
-even when it is stuck behind a database lock.
+No task of its own: the sender's deadline timer cancels the work in place, and nothing the work
+does once cancelled makes the sender wait (the database layer submits a rollback without waiting
+for it; see `app/database.py`), so the 504 is answered at the deadline even when the work was
+stuck behind a database lock.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -18,41 +21,30 @@ if TYPE_CHECKING:
 class LocalTransport:
     def __init__(self, bus: Bus) -> None:
         self._bus = bus
-        self._running: set[asyncio.Task[Any]] = set()
+        self.in_flight = 0
+        self._idle: asyncio.Future[None] | None = None
+        """Set while draining: done when the last delivery ends."""
 
     async def request(self, envelope: Envelope[Any]) -> Outcome:
-        task = asyncio.create_task(self._deliver(envelope))
-        self._running.add(task)
-        task.add_done_callback(_forget(self._running))
+        self._enter()
         try:
-            return await asyncio.shield(task)
-        except asyncio.CancelledError:
-            task.cancel()
-            raise
-
-    @property
-    def in_flight(self) -> int:
-        return len(self._running)
+            return await self._bus.dispatch(envelope, local=True)
+        finally:
+            self._leave()
 
     async def drain(self, grace: float) -> None:
-        """Wait up to `grace` seconds for every delivery still running (cancelled ones included:
-        they are rolling back), then cancel what is left."""
-        if not self._running:
-            return
-        _, pending = await asyncio.wait(set(self._running), timeout=grace)
-        for task in pending:
-            task.cancel()
-        if pending:
-            await asyncio.wait(pending)
+        """Wait up to `grace` seconds for every delivery still running; what is left is
+        cancelled by its owner (the server cancels the requests still running after its own
+        grace period)."""
+        if self.in_flight:
+            self._idle = asyncio.get_running_loop().create_future()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._idle), timeout=grace)
 
-    async def _deliver(self, envelope: Envelope[Any]) -> Outcome:
-        return await self._bus.dispatch(envelope, local=True)
+    def _enter(self) -> None:
+        self.in_flight += 1
 
-
-def _forget(running: set[asyncio.Task[Any]]) -> Any:
-    def done(task: asyncio.Task[Any]) -> None:
-        running.discard(task)
-        if not task.cancelled():
-            task.exception()  # retrieved: an abandoned task's error is not "never retrieved"
-
-    return done
+    def _leave(self) -> None:
+        self.in_flight -= 1
+        if not self.in_flight and self._idle is not None and not self._idle.done():
+            self._idle.set_result(None)
