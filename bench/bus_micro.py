@@ -33,7 +33,7 @@ from app.bus.pipeline import Context  # noqa: E402
 from app.bus.transports.local import LocalTransport  # noqa: E402
 from app.database import open_database  # noqa: E402
 from app.logging import configure_logging  # noqa: E402
-from app.main import build_bus  # noqa: E402
+from app.main import build_bus, tune_gc  # noqa: E402
 from app.settings import Settings  # noqa: E402
 
 
@@ -61,7 +61,6 @@ async def measure(commands: int, runs: int, log_level: str = "INFO") -> dict[str
             app_env="test",
             database_url=f"sqlite+aiosqlite:///{folder}/bench.db",
             jwt_secret="bench-secret-that-is-long-enough-0123456789",
-            log_format="json",
             log_level=log_level,
         )
         with open(os.devnull, "w") as devnull:  # noqa: ASYNC230 (set-up, before timing)
@@ -73,20 +72,21 @@ async def measure(commands: int, runs: int, log_level: str = "INFO") -> dict[str
             payload = Ping(1)
 
             async def via_bus(n: int) -> float:
-                started = time.perf_counter()
+                started = time.process_time()
                 for _ in range(n):
                     await bus.send(PING, payload, principal=PRINCIPAL, policy=POLICY)
-                return (time.perf_counter() - started) / n
+                return (time.process_time() - started) / n
 
             async def direct(n: int) -> float:
                 context = Context(envelope=None, read_only=True)  # type: ignore[arg-type]
-                started = time.perf_counter()
+                started = time.process_time()
                 for _ in range(n):
                     await ping(payload, context)
-                return (time.perf_counter() - started) / n
+                return (time.process_time() - started) / n
 
             await via_bus(1000)  # warm up
             await direct(1000)
+            tune_gc()  # as the server process does once started
             bus_us: list[float] = []
             direct_us: list[float] = []
             for _ in range(runs):  # interleaved
@@ -104,50 +104,63 @@ async def measure(commands: int, runs: int, log_level: str = "INFO") -> dict[str
 
 
 async def layers(commands: int, runs: int, log_level: str) -> list[tuple[str, float]]:
-    """us per command for the bare bus, then with the app's send-side layers added one by one,
-    then its handle-side layers (the same chains `build_bus` makes): the median of `runs`
-    sweeps over all of them."""
+    """us per command for the bare bus, then with the app's parts added one by one (the same
+    parts `build_bus` makes): the median of `runs` sweeps over all of them."""
     from app.bus.bus import Bus
-    from app.main import _handle_chain, _send_chain
+    from app.bus.idempotency import IdempotencyMiddleware
+    from app.bus.transaction import TransactionMiddleware
 
     with tempfile.TemporaryDirectory() as folder:
         settings = Settings(
             app_env="test",
             database_url=f"sqlite+aiosqlite:///{folder}/bench.db",
             jwt_secret="bench-secret-that-is-long-enough-0123456789",
-            log_format="json",
             log_level=log_level,
         )
         with open(os.devnull, "w") as devnull:  # noqa: ASYNC230 (set-up, before timing)
             configure_logging(settings, devnull)
             database = open_database(settings.database_url)
             parts = build_bus(settings, database)
-            send = _send_chain(settings, parts.breakers, None)
-            handle = _handle_chain(settings, database, None, None)
-            chains: list[tuple[list[Any], list[Any]]] = [
-                (send[:n], []) for n in range(len(send) + 1)
+            idempotency = IdempotencyMiddleware(database, secret="x" * 32, ttl=60)
+            transaction = TransactionMiddleware(database)
+            steps: list[tuple[str, dict[str, Any]]] = [
+                ("bare bus (envelope, timer, metrics)", {}),
+                ("+ breaker and retries", {"breakers": parts.breakers, "retries": _retries()}),
+                ("+ idempotency (no key)", {"handle_middleware": [idempotency]}),
+                ("+ transaction (unused)", {"handle_middleware": [idempotency, transaction]}),
             ]
-            chains += [(list(send), handle[:n]) for n in range(1, len(handle) + 1)]
             buses = []
-            for send_side, handle_side in chains:
-                bus = Bus(send_middleware=send_side, handle_middleware=handle_side)
+            options: dict[str, Any] = {}
+            for name, more in steps:
+                options |= more
+                bus = Bus(**options)
                 bus.register(PING, Ping, ping, read_only=True)
                 bus.connect(LocalTransport(bus))
-                layer = (handle_side or send_side or [None])[-1]
-                buses.append(("bare bus" if layer is None else type(layer).__name__, bus))
+                buses.append((name, bus))
+            app_bus = parts.bus
+            app_bus.register(PING, Ping, ping, read_only=True)
+            app_bus.connect(LocalTransport(app_bus))
+            buses.append(("the app's bus (build_bus)", app_bus))
             timings: list[list[float]] = [[] for _ in buses]
+            tune_gc()
             for sweep in range(runs + 1):  # the first sweep warms up
                 for index, (_, bus) in enumerate(buses):
-                    started = time.perf_counter()
+                    started = time.process_time()
                     for _ in range(commands):
                         await bus.send(PING, Ping(1), principal=PRINCIPAL, policy=POLICY)
                     if sweep:
-                        timings[index].append((time.perf_counter() - started) / commands * 1e6)
+                        timings[index].append((time.process_time() - started) / commands * 1e6)
             await database.close()
             logger.remove()
     return [
         (name, statistics.median(times)) for (name, _), times in zip(buses, timings, strict=True)
     ]
+
+
+def _retries() -> Any:
+    from app.bus.retry import Retries
+
+    return Retries()
 
 
 def main() -> None:
@@ -160,7 +173,7 @@ def main() -> None:
     if args.layers:
         previous = 0.0
         for name, us in asyncio.run(layers(args.commands, args.runs, args.log_level)):
-            print(f"{name:28} {us:6.1f} us/command  (+{us - previous:.1f})")
+            print(f"{name:38} {us:6.1f} us/command  (+{us - previous:.1f})")
             previous = us
         return
     result = asyncio.run(measure(args.commands, args.runs, args.log_level))

@@ -33,3 +33,27 @@ async def test_the_bus_micro_benchmark_measures_the_real_chain():
 
     assert result["bus_us"] > result["direct_us"] > 0
     assert result["overhead_us"] == pytest.approx(result["bus_us"] - result["direct_us"])
+
+
+def test_the_suite_starts_the_app_as_make_run_does():
+    """The benchmarks measure the app as operators start it: uvicorn's flags in bench/run.py are
+    the ones `make run` passes (read from make's own dry run)."""
+    import shlex
+    import subprocess
+    from pathlib import Path
+
+    from bench.run import SERVE_FLAGS
+
+    dry_run = subprocess.run(
+        ["make", "-n", "--no-print-directory", "run", "PORT=3000"],
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.replace("\\\n", " ")
+    command = next(line for line in dry_run.splitlines() if "uvicorn app.main:app" in line)
+    words = shlex.split(command)
+    served = words[words.index("app.main:app") + 1 :]
+    served.remove("--port")
+    served.remove("3000")
+    assert served == list(SERVE_FLAGS)

@@ -22,7 +22,7 @@ from app.gateway.health import Probes
 from app.gateway.http import create_gateway
 from app.gateway.ratelimit import RateLimits
 from app.logging import configure_logging
-from app.main import build_bus
+from app.main import _tune_gc, build_bus
 from app.settings import Settings
 
 PING = {"cmd": "bench.ping"}
@@ -79,5 +79,6 @@ def __getattr__(name: str) -> Litestar:
     if name not in ("bus_app", "direct_app"):
         raise AttributeError(name)
     app = _build(through_bus=name == "bus_app")
+    app.on_startup.append(_tune_gc)  # as the server process does
     globals()[name] = app
     return app
