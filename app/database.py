@@ -4,17 +4,17 @@ SQLAlchemy owns the schema (Tables, Alembic migrations, seeding) and compiles ev
 commands run, once per dialect. Commands then run that SQL on the driver directly, without the
 ORM's per-row work or a greenlet per call:
 
-- **SQLite**: one writer connection (writes are serialised in process by an asyncio lock, in
-  arrival order, and across processes by SQLite's own lock with `BEGIN IMMEDIATE`) and a few
-  reader connections, each with a thread of its own, in WAL mode with `synchronous=NORMAL`.
-  A statement costs one hop to its thread: `BEGIN IMMEDIATE` rides along with a write's first
-  statement, and a read is a single autocommit statement (one statement, one snapshot).
-  Each connection's work runs in submission order, so a rollback queued after a cancelled
-  statement always runs after it. Point reads (one row by key, `Query(point=True)`) of read-only
-  commands run on the event loop's own read-only connection instead: a hot B-tree lookup takes
-  microseconds, less than a hop to a thread (whose answer, on a busy loop, waits its turn to
-  be picked up; see bench/RESULTS.md). It never waits: its busy timeout is zero, and a read
-  that would have to wait (a WAL reader almost never does) goes to a reader thread instead.
+- **SQLite**, in WAL mode with `synchronous=NORMAL`: one writer at a time (serialised in
+  process by an asyncio lock, in arrival order, and across processes by SQLite's own lock with
+  `BEGIN IMMEDIATE`), and readers. Statements of a command run on the event loop's own
+  connections when that costs microseconds and never waits (busy timeout 0): point reads (one
+  row by key, `Query(point=True)`) on a read-only connection, write transactions on a writer
+  connection (a COMMIT appends to the log; checkpoints run on a thread). A hop to a thread
+  would cost more than the work, and its answer, on a busy loop, waits its turn to be picked up
+  (bench/RESULTS.md). What would have to wait goes to a connection with a thread of its own
+  instead: a write when another process holds the lock (busy timeout 5 s), a point read SQLite
+  says is busy, and scans (reader threads). A thread's work runs in submission order, so a
+  rollback queued after a cancelled statement always runs after it.
 - **PostgreSQL**: an asyncpg pool; a write holds one connection in one transaction, a read uses
   autocommit statements.
 
@@ -25,6 +25,7 @@ UTC text), so rows written either way read back the same.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -35,6 +36,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+from loguru import logger
 from opentelemetry.trace import SpanKind, Tracer
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect, make_url
@@ -145,9 +147,13 @@ class Transaction(Protocol):
 class Database(Protocol):
     dialect: str
 
-    def transaction(self, *, write: bool) -> AbstractAsyncContextManager[Transaction]:
+    def transaction(
+        self, *, write: bool, background: bool = False
+    ) -> AbstractAsyncContextManager[Transaction]:
         """One transaction: committed when the block ends, rolled back if it raises. A write
-        transaction takes its connection (and on SQLite, the writer) at its first statement."""
+        transaction takes its connection (and on SQLite, the writer) at its first statement.
+        `background`: work off the request path, possibly large (on SQLite it never runs on
+        the event loop's own connection)."""
         ...
 
     async def open(self) -> None: ...
@@ -183,8 +189,10 @@ class _TracedDatabase:
         await self._inner.close()
 
     @asynccontextmanager
-    async def transaction(self, *, write: bool) -> AsyncIterator[Transaction]:
-        async with self._inner.transaction(write=write) as tx:
+    async def transaction(
+        self, *, write: bool, background: bool = False
+    ) -> AsyncIterator[Transaction]:
+        async with self._inner.transaction(write=write, background=background) as tx:
             yield _TracedTransaction(tx, self._tracer)
 
 
@@ -383,6 +391,10 @@ class SqliteDatabase:
         self._path = path
         self.inline: sqlite3.Connection | None = None
         """The event loop's own read-only connection, for point reads."""
+        self.inline_writer: sqlite3.Connection | None = None
+        """The event loop's own write connection: a command's writes run on it, in place."""
+        self._inline_commits = 0
+        self._checkpointing: asyncio.Task[None] | None = None
         self.opened = False
         self._opening = asyncio.Lock()
 
@@ -397,23 +409,62 @@ class SqliteDatabase:
             inline = _sqlite_connect(self._path, busy_timeout_ms=0)
             inline.execute("PRAGMA query_only = ON")
             self.inline = inline
+            writer = _sqlite_connect(self._path, busy_timeout_ms=0)
+            writer.execute("PRAGMA wal_autocheckpoint = 0")  # checkpoints run on the thread
+            self.inline_writer = writer
             self.opened = True
 
     async def close(self) -> None:
         if not self.opened:
             return
         self.opened = False
+        if self._checkpointing is not None:
+            await asyncio.wait([self._checkpointing])
         await self.writer.close()
         for reader in self._all_readers:
             await reader.close()
         if self.inline is not None:
             self.inline.close()
             self.inline = None
+        if self.inline_writer is not None:
+            self.inline_writer.close()
+            self.inline_writer = None
 
-    def transaction(self, *, write: bool) -> AbstractAsyncContextManager[Transaction]:
+    def transaction(
+        self, *, write: bool, background: bool = False
+    ) -> AbstractAsyncContextManager[Transaction]:
         if write:
-            return _SqliteWrite(self)
+            return _SqliteWrite(self, in_place=not background)
         return _SqliteRead(self)
+
+    def committed_in_place(self) -> None:
+        """Count a commit made on the loop's writer; every `CHECKPOINT_EVERY` of them, copy the
+        write-ahead log back into the database, on the writer's thread (the loop never does)."""
+        self._inline_commits += 1
+        if self._inline_commits >= CHECKPOINT_EVERY and (
+            self._checkpointing is None or self._checkpointing.done()
+        ):
+            self._inline_commits = 0
+            self._checkpointing = asyncio.get_running_loop().create_task(self._checkpoint())
+
+    async def _checkpoint(self) -> None:
+        """Holding the writer (commands' writes wait meanwhile, as they would behind SQLite's own
+        checkpoint): a checkpoint that ran alongside commits would never be complete when the
+        next write begins, and SQLite only starts the log over after a complete one."""
+        async with self.write_lock:
+            try:
+                await self.writer.run(_checkpoint, self.writer.db)
+            except Exception:  # a later one will do
+                logger.opt(exception=True).warning("SQLite checkpoint failed")
+
+
+CHECKPOINT_EVERY = 500
+"""Commits made on the loop's writer between two checkpoints (SQLite's own default is about
+every 1,000 pages; an event with its indexes writes a few)."""
+
+
+def _checkpoint(db: sqlite3.Connection) -> None:
+    db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
 
 Pending = list[tuple[str, tuple[Any, ...], "Query | None"]]
@@ -459,17 +510,27 @@ def _end(db: sqlite3.Connection, commit: bool, begin: str | None, pending: Pendi
 
 
 class _SqliteWrite(_Committing):
-    """A write transaction: the writer is taken at the first statement that runs (so work
+    """A write transaction. The writer is taken at the first statement that runs (so work
     before it, such as hashing a password, holds no lock), and `BEGIN IMMEDIATE` goes with it,
-    as do the statements deferred until then. A command that only defers its writes (a create)
-    costs one hop: BEGIN, its statements and COMMIT together."""
+    as do the statements deferred until then.
+
+    In place: a command's writes run on the event loop's own writer connection, which never
+    waits (busy timeout 0): a write transaction here is tens of microseconds of CPU (WAL mode,
+    `synchronous=NORMAL`: a COMMIT appends to the log, nothing is flushed to disk; the log is
+    copied back by checkpoints on the writer's thread). When SQLite says the database is busy
+    (another process is writing, or this one's writer thread still rolls back), the transaction
+    goes to the writer's thread instead, which waits its turn (busy timeout 5 s). Background work
+    (`background=True`, large deletes) always runs on the thread."""
 
     dialect = "sqlite"
 
-    def __init__(self, database: SqliteDatabase) -> None:
+    def __init__(self, database: SqliteDatabase, *, in_place: bool = True) -> None:
         self._database = database
         self._writer = database.writer
         self._lock = database.write_lock
+        self._may_run_in_place = in_place
+        self._in_place: sqlite3.Connection | None = None
+        """The loop's writer, when this transaction runs on it."""
         self._holding = False
         self._pending: Pending = []
 
@@ -478,11 +539,28 @@ class _SqliteWrite(_Committing):
             await self._database.open()
 
     async def _begin(self) -> str | None:
+        """Take the writer: the BEGIN still to send with the next statement on the thread, or
+        None (in place, BEGIN is sent here; or the writer is held already)."""
         if self._holding:
             return None
         await self._lock.acquire()
         self._holding = True
+        connection = self._database.inline_writer
+        if self._may_run_in_place and connection is not None:
+            try:
+                connection.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc):
+                    self._release()
+                    raise sqlite_error(exc) from None
+            else:
+                self._in_place = connection
+                return None
         return "BEGIN IMMEDIATE"
+
+    def _release(self) -> None:
+        self._holding = False
+        self._lock.release()
 
     def _take_pending(self) -> Pending:
         pending, self._pending = self._pending, []
@@ -496,17 +574,24 @@ class _SqliteWrite(_Committing):
         compiled = query.compiled("sqlite")
         args = _sqlite_args(compiled, params)
         begin = await self._begin()
-        db = self._writer.db
-        rows = await self._writer.run(_fetch, db, begin, self._take_pending(), compiled.sql, args)
+        if self._in_place is not None:
+            rows = _in_place(_fetch, self._in_place, None, self._take_pending(), compiled.sql, args)
+        else:
+            rows = await self._writer.run(
+                _fetch, self._writer.db, begin, self._take_pending(), compiled.sql, args
+            )
         return _sqlite_rows(compiled, rows)
 
     async def execute(self, query: Query, params: Params | None = None) -> int:
         compiled = query.compiled("sqlite")
         args = _sqlite_args(compiled, params)
         begin = await self._begin()
-        db = self._writer.db
+        if self._in_place is not None:
+            return int(
+                _in_place(_change, self._in_place, None, self._take_pending(), compiled.sql, args)
+            )
         changed: int = await self._writer.run(
-            _change, db, begin, self._take_pending(), compiled.sql, args
+            _change, self._writer.db, begin, self._take_pending(), compiled.sql, args
         )
         return changed
 
@@ -524,22 +609,41 @@ class _SqliteWrite(_Committing):
             return
         begin = await self._begin()
         try:
-            await self._writer.run(_end, self._writer.db, commit, begin, pending)
+            if self._in_place is not None:
+                _in_place(_end, self._in_place, commit, None, pending)
+                if commit:
+                    self._database.committed_in_place()
+            else:
+                await self._writer.run(_end, self._writer.db, commit, begin, pending)
         finally:
-            # Released even if this wait is cancelled: the writer's thread runs the ROLLBACK or
-            # COMMIT before anything the next writer sends.
-            self._holding = False
-            self._lock.release()
+            # Released even if the wait for the thread is cancelled: the writer's thread runs
+            # the ROLLBACK or COMMIT before anything the next writer sends.
+            self._in_place = None
+            self._release()
 
     def abandon(self) -> None:
         self._pending = []
         if not self._holding:
             return
-        # Queued behind whatever the writer's thread is still running for this transaction,
-        # and before anything the next writer sends (it can take the lock at once).
-        self._writer.submit(_end, self._writer.db, False, None, [])
-        self._holding = False
-        self._lock.release()
+        if self._in_place is not None:
+            with contextlib.suppress(sqlite3.Error):
+                if self._in_place.in_transaction:
+                    self._in_place.execute("ROLLBACK")
+            self._in_place = None
+        else:
+            # Queued behind whatever the writer's thread is still running for this transaction,
+            # and before anything the next writer sends (a writer in place finds the database
+            # busy until it has run, and comes to the thread too).
+            self._writer.submit(_end, self._writer.db, False, None, [])
+        self._release()
+
+
+def _in_place(work: Callable[..., T], *args: Any) -> T:
+    """Run a statement on the loop's own connection (it never waits: busy timeout 0)."""
+    try:
+        return work(*args)
+    except sqlite3.Error as exc:
+        raise sqlite_error(exc) from None
 
 
 class _SqliteRead:
@@ -640,7 +744,9 @@ class PostgresDatabase:
             pool, self.pool = self.pool, None
             await pool.close()
 
-    def transaction(self, *, write: bool) -> AbstractAsyncContextManager[Transaction]:
+    def transaction(
+        self, *, write: bool, background: bool = False
+    ) -> AbstractAsyncContextManager[Transaction]:
         return _PgTransaction(self, write)
 
 

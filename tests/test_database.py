@@ -184,3 +184,46 @@ async def test_deferred_writes_commit_together_or_not_at_all(database: Database)
         await tx.defer(INSERT, {"v": 5})
         assert await tx.fetch_one(COUNT) == (3,)
     assert await count(database) == 3
+
+
+async def test_a_write_while_another_process_writes_waits_for_it_without_blocking_the_loop(
+    database: Database, path: Path
+):
+    """A command's write runs on the loop's own connection, which never waits: with the lock
+    held elsewhere it moves to the writer's thread and waits there, for as long as it takes."""
+    with closing(sqlite3.connect(path, isolation_level=None)) as other_process:
+        other_process.execute("BEGIN IMMEDIATE")
+        other_process.execute("INSERT INTO notes VALUES (1)")
+
+        async def write() -> None:
+            async with database.transaction(write=True) as tx:
+                await tx.execute(INSERT, {"v": 2})
+
+        writing = asyncio.create_task(write())
+        with pytest.raises(TimeoutError):  # the loop runs on (this timer fires) while it waits
+            await asyncio.wait_for(asyncio.shield(writing), timeout=0.3)
+        other_process.execute("COMMIT")
+        await writing
+
+    assert await count(database) == 2
+
+
+async def test_the_write_ahead_log_stays_small_while_writes_run_on_the_loop(
+    database: Database, path: Path
+):
+    """Commits on the loop's writer never checkpoint; the writer's thread does, every few
+    hundred commits, so the log is reused instead of growing with every write."""
+
+    async def write(value: int) -> None:
+        async with database.transaction(write=True) as tx:
+            await tx.execute(INSERT, {"v": value})
+
+    for batch in range(200):  # as requests come: tasks of their own, ten at a time
+        await asyncio.gather(*(write(batch * 10 + n) for n in range(10)))
+    async with database.transaction(write=True, background=True) as tx:
+        await tx.execute(INSERT, {"v": -1})  # queued behind the last checkpoint
+
+    wal = path.with_name(path.name + "-wal")
+    page = 4096
+    assert wal.stat().st_size < 600 * 2 * page  # about one checkpoint's worth of commits
+    assert await count(database) == 2001

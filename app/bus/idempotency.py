@@ -304,7 +304,7 @@ async def purge_expired(database: Database, *, batch: int = 1000) -> int:
     """Delete expired keys in batches of `batch` rows, each batch its own short transaction."""
     purged = 0
     while True:
-        async with database.transaction(write=True) as tx:
+        async with database.transaction(write=True, background=True) as tx:
             deleted = await tx.execute(_PURGE, {"now": utcnow(), "batch": batch})
         purged += deleted
         if deleted < batch:
