@@ -24,7 +24,7 @@ from loguru import logger
 
 from app import correlation
 from app.bus.breaker import Breakers
-from app.bus.envelope import Envelope, Pattern, Principal, new_id, pattern_name
+from app.bus.envelope import Envelope, Pattern, Principal, new_id, new_message_id, pattern_name
 from app.bus.logging import DEBUG, INFO, WARNING, command_line
 from app.bus.metrics import CommandMetrics
 from app.bus.pipeline import Context, HandleMiddleware, SendMiddleware, applies, compose
@@ -217,7 +217,7 @@ class Bus:
         return Envelope(
             pattern=pattern_name(pattern),
             payload=payload,
-            message_id=new_id(),
+            message_id=new_message_id(),
             correlation_id=correlation_id or correlation.correlation_id.get() or new_id(),
             causation_id=causation_id,
             principal=principal,

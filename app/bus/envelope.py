@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections.abc import Mapping
 from enum import StrEnum
@@ -57,6 +58,17 @@ def new_id() -> str:
     they are not secrets, so the (urandom-seeded) `random` generator is enough."""
     text = "%032x" % (random.getrandbits(128) & _VERSION_BITS | _VERSION_4)
     return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+
+
+_MESSAGES = itertools.count(1)
+_PROCESS = new_id()[:23]
+"""Random per process: message ids are unique across processes, and cheap within one."""
+
+
+def new_message_id() -> str:
+    """A message's id: this process's random prefix and a counter (`1f3c...-8a0b-00f1a`).
+    Unique everywhere, like a UUID, at a fraction of the cost: every command gets one."""
+    return f"{_PROCESS}-{next(_MESSAGES):012x}"
 
 
 def module_of(pattern: str) -> str:

@@ -94,7 +94,10 @@ class Sender:
                 began = breaker.clock()
             while True:
                 try:
-                    result = await self._attempt(envelope, route)
+                    if envelope.deadline is None:
+                        result = await self._deliver(envelope)
+                    else:
+                        result = await self._attempt(envelope, route)
                     break
                 except AppError as error:
                     delay = (
@@ -131,8 +134,7 @@ class Sender:
     async def _attempt(self, envelope: Envelope[Any], route: _Route) -> Outcome:
         """One attempt, under its deadline (`timeout.within`, written out here: it runs for
         every command)."""
-        if envelope.deadline is None:
-            return await self._deliver(envelope)
+        assert envelope.deadline is not None
         allowed = attempt_time(envelope, self._clock())
         if allowed > 0:
             number, wait = self._deadlines.start(allowed)

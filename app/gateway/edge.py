@@ -107,7 +107,11 @@ class Edge:
         correlated = correlation.correlation_id.set(exchange.correlation_id)
         sent = correlation.commands.set(exchange.commands)
         try:
-            if not (path.startswith(_UNLIMITED) or await self._admitted(scope, send_with_headers)):
+            if (
+                self._limits.per_client
+                and not path.startswith(_UNLIMITED)
+                and not await self._admitted(scope, send_with_headers)
+            ):
                 exchange.problem = "RATE_LIMITED"
                 return
             app = self._app if cross_origin else self._without_cors

@@ -58,6 +58,11 @@ class RateLimits:
         self._password_checks_per_client = settings.login_concurrency_per_client
         self._password_checks: dict[str, int] = {}
 
+    @property
+    def per_client(self) -> bool:
+        """Whether the per-client limit is on (RATE_LIMIT_PER_MINUTE is not 0)."""
+        return self._per_client is not None
+
     async def check_client(self, client: str) -> None:
         if self._per_client is None or await self._clients.hit(self._per_client, "client", client):
             return
