@@ -50,6 +50,7 @@ format: install
 	$(UV) run --frozen ruff format .
 	$(UV) run --frozen ruff check --fix .
 
-# The performance suite (needs wrk: apt-get install wrk); writes bench/RESULTS.md. About 8 min.
+# The performance suite (needs wrk: apt-get install wrk, and Node.js + npm for the NestJS peer);
+# writes bench/RESULTS.md. About 15 min.
 bench: install
-	$(UV) run --frozen python bench/run.py --write
+	$(UV) run --frozen python bench/run.py --profile --write

@@ -57,3 +57,12 @@ def test_the_suite_starts_the_app_as_make_run_does():
     served.remove("--port")
     served.remove("3000")
     assert served == list(SERVE_FLAGS)
+
+
+def test_the_log_line_micro_benchmark_times_each_variant():
+    from bench import log_line
+
+    result = log_line.measure(lines=50, runs=1)
+
+    assert set(result) >= {"loguru + the app's text sink", "loguru + the app's json sink"}
+    assert all(us > 0 for us in result.values())
