@@ -191,6 +191,7 @@ def build_bus(
         handle_middleware=_handle_middleware(settings, database, tracer_provider, faults),
         handled_level=INFO if worker else DEBUG,
         slow_command=settings.slow_command_ms / 1000,
+        per_try=settings.per_try_timeout,
     )
     auth_module.register(bus, settings)
     events_module.register(bus)

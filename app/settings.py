@@ -71,6 +71,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     attempts_me: int = 3
     attempts_read: int = 3
     attempts_write: int = 1
+    per_try_timeout: float | None = None
+    """The longest one attempt may wait (none: an attempt may use all the time left)."""
     # Retries: exponential backoff with full jitter, and a per-module budget.
     retry_base_delay: float = 1.0
     retry_multiplier: float = 2.0
@@ -317,6 +319,7 @@ _PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "ATTEMPTS_ME": ("attempts_me", _int_between(1, 10)),
     "ATTEMPTS_READ": ("attempts_read", _int_between(1, 10)),
     "ATTEMPTS_WRITE": ("attempts_write", _int_between(1, 10)),
+    "PER_TRY_TIMEOUT": ("per_try_timeout", _seconds),
     "RETRY_BASE_DELAY": ("retry_base_delay", _non_negative_seconds),
     "RETRY_MULTIPLIER": ("retry_multiplier", _float_between(1.0, 10.0)),
     "RETRY_MAX_DELAY": ("retry_max_delay", _seconds),

@@ -109,6 +109,7 @@ class Bus:
         handle_middleware: Sequence[HandleMiddleware] = (),
         handled_level: int = DEBUG,
         slow_command: float = 0.5,
+        per_try: float | None = None,
     ) -> None:
         """`send_middleware` wraps the send side (tracing); `handle_middleware` runs between the
         handle side and the handler. `handled_level`: the level of the line each delivery
@@ -120,6 +121,7 @@ class Bus:
         self._handle_middleware = list(handle_middleware)
         self._handled_level = handled_level
         self._slow_command = slow_command
+        self._per_try = per_try
         self._deadlines = Deadlines()
         self._transport: Transport | None = None
         self.accepting = True
@@ -160,6 +162,7 @@ class Bus:
             breakers=self._breakers,
             retries=self._retries,
             slow_command=self._slow_command,
+            per_try=self._per_try,
             deadlines=self._deadlines,
         )
         self._send = compose(self._send_middleware, sender)

@@ -63,10 +63,13 @@ class Sender:
         breakers: Breakers | None = None,
         retries: Retries | None = None,
         slow_command: float = 0.5,
+        per_try: float | None = None,
         clock: Callable[[], float] = time.time,
         deadlines: Deadlines | None = None,
     ) -> None:
+        """`per_try`: the longest one attempt may wait (none: all the time left)."""
         self._deliver = deliver
+        self._per_try = per_try
         self._deadlines = deadlines or Deadlines()
         self._breakers = breakers
         self._retries = retries
@@ -135,7 +138,7 @@ class Sender:
         """One attempt, under its deadline (`timeout.within`, written out here: it runs for
         every command)."""
         assert envelope.deadline is not None
-        allowed = attempt_time(envelope, self._clock())
+        allowed = attempt_time(envelope, self._clock(), self._per_try)
         if allowed > 0:
             number, wait = self._deadlines.start(allowed)
             try:

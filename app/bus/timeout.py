@@ -1,9 +1,11 @@
 """Deadlines. The envelope carries one absolute deadline for the whole call, retries included.
 
-Send side: an attempt stops waiting at its time and raises `Timeout` (504 UPSTREAM_TIMEOUT),
-whatever the module is doing. An attempt that may be followed by others waits for its share of
-the time left (the time left over the attempts left), so a command stranded on a worker that died
-can be retried on another one before the deadline.
+Send side: the deadline is a budget for the whole call (as gRPC's and Envoy's are): an attempt
+may use all the time left, and stops waiting at the deadline with `Timeout` (504
+UPSTREAM_TIMEOUT), whatever the module is doing; a retry happens only while time is left. An
+optional per-attempt cap (`PER_TRY_TIMEOUT`, Envoy's `per_try_timeout`) ends an attempt sooner,
+so that, say, a command stranded on a worker that died is retried on another one before the
+deadline.
 
 Handle side: work whose deadline has passed is refused before it starts; a delivery from another
 process is cancelled at the deadline, so its transaction rolls back (one from this process is
@@ -34,11 +36,12 @@ class Expired(Exception):
     """The time given to `within` ran out, and the work was cancelled."""
 
 
-def attempt_time(envelope: Envelope[Any], now: float) -> float:
-    """How long this attempt may wait: its share of the time left before the deadline."""
+def attempt_time(envelope: Envelope[Any], now: float, per_try: float | None = None) -> float:
+    """How long this attempt may wait: the time left before the deadline, or `per_try` if that
+    is shorter."""
     assert envelope.deadline is not None
-    attempts_left = max(1, envelope.max_attempts - envelope.attempt + 1)
-    return (envelope.deadline - now) / attempts_left
+    left = envelope.deadline - now
+    return left if per_try is None or per_try >= left else per_try
 
 
 class Deadlines:

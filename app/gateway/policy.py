@@ -24,7 +24,9 @@ class RoutePolicies:
     @classmethod
     def from_settings(cls, settings: Settings) -> RoutePolicies:
         return cls(
-            login=Policy(timeout=settings.timeout_auth, attempts=settings.attempts_auth, read=True),
+            # A login changes nothing, but is never retried after a timeout: it is CPU-heavy, and
+            # retrying it under overload is how overload grows.
+            login=Policy(timeout=settings.timeout_auth, attempts=settings.attempts_auth),
             signup=Policy(timeout=settings.timeout_auth, attempts=settings.attempts_auth),
             me=Policy(timeout=settings.timeout_auth, attempts=settings.attempts_me, read=True),
             list=Policy(timeout=settings.timeout_list, attempts=settings.attempts_read, read=True),

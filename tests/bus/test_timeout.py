@@ -17,6 +17,7 @@ from sqlalchemy import text
 from app.bus.bus import Bus, Policy
 from app.bus.envelope import Envelope
 from app.bus.pipeline import Context
+from app.bus.retry import Retries
 from app.bus.sender import Sender
 from app.bus.testing import WireRoundTripTransport
 from app.bus.transaction import TransactionMiddleware
@@ -124,10 +125,15 @@ async def test_the_handle_side_cancels_its_handler_at_the_deadline_on_its_own():
     assert cancelled.is_set()
 
 
-async def test_an_attempt_that_may_be_retried_waits_only_for_its_share_of_the_time():
-    async def hang(_: Envelope[Any]) -> Any:
-        await asyncio.Event().wait()
-        return 1
+async def test_an_attempt_may_use_all_the_time_left():
+    """The deadline is a budget for the whole call: a first attempt is not cut to a share of
+    it because more attempts are allowed."""
+    calls: list[int] = []
+
+    async def slow_once(sent: Envelope[Any]) -> Any:
+        calls.append(sent.attempt)
+        await asyncio.sleep(0.4)
+        return "done"
 
     first_of_three = Envelope(
         pattern="notes.read",
@@ -136,10 +142,34 @@ async def test_an_attempt_that_may_be_retried_waits_only_for_its_share_of_the_ti
         correlation_id="c",
         deadline=time.time() + 0.6,
         max_attempts=3,
+        read=True,
     )
-    began = time.perf_counter()
-    with pytest.raises(Timeout):
-        await Sender(hang)(first_of_three)
-    elapsed = time.perf_counter() - began
 
-    assert 0.2 <= elapsed < 0.3  # a third of 0.6 s; the last attempt would get all that is left
+    assert await Sender(slow_once)(first_of_three) == "done"
+    assert calls == [1]
+
+
+async def test_a_per_try_cap_ends_an_attempt_and_a_retry_follows_while_time_is_left():
+    calls: list[float] = []
+    began = time.perf_counter()
+
+    async def stranded_then_fine(sent: Envelope[Any]) -> Any:
+        calls.append(time.perf_counter() - began)
+        if sent.attempt == 1:
+            await asyncio.Event().wait()  # a worker that died with the command
+        return "done"
+
+    envelope = Envelope(
+        pattern="notes.read",
+        payload=None,
+        message_id="m",
+        correlation_id="c",
+        deadline=time.time() + 2.0,
+        max_attempts=2,
+        read=True,
+    )
+    sender = Sender(stranded_then_fine, retries=Retries(base_delay=0.0), per_try=0.2)
+
+    assert await sender(envelope) == "done"
+    assert len(calls) == 2
+    assert 0.2 <= calls[1] < 0.5  # the second attempt began once the first's 0.2 s ran out

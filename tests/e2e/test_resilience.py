@@ -4,6 +4,7 @@ twice or half-written."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -15,7 +16,7 @@ import pytest
 
 from app.main import create_app
 from app.settings import Fault
-from tests.conftest import WORKSHOP_ID, login, make_settings, new_event, serve
+from tests.conftest import PASSWORD, WORKSHOP_ID, login, make_settings, new_event, serve
 
 Client = httpx.AsyncClient
 Start = Callable[..., AbstractAsyncContextManager[tuple[Client, dict[str, str]]]]
@@ -127,3 +128,52 @@ async def test_an_internal_fault_is_a_plain_500_without_details(start: Start):
     assert response.status_code == 500
     assert response.json()["detail"] == "Internal server error"
     assert "injected" not in response.text
+
+
+async def test_a_slow_answer_within_the_deadline_is_not_cut_short_by_the_attempts_allowed(
+    tmp_path: Path,
+):
+    """/auth/me may be tried three times within its 5 s: one attempt that takes 1.5 s still
+    answers (an attempt used to get a third of the time, and was cancelled three times)."""
+    settings = make_settings(
+        tmp_path / "slow-me.db",
+        timeout_auth=2.0,
+        attempts_me=3,
+        bus_faults=(Fault(cmd="auth.getMe", delay_ms=1500),),
+    )
+    app = create_app(settings)
+    async with serve(app) as client:
+        token = await login(client, "admin@acme.com")
+        began = time.perf_counter()
+        me = await client.get("/auth/me", headers={"Authorization": f"Bearer {token}"})
+        elapsed = time.perf_counter() - began
+
+    assert me.status_code == 200
+    assert 1.5 <= elapsed < 2.0
+    assert app.state.faults.injected == 1  # one attempt, not three
+
+
+async def test_a_login_that_timed_out_is_never_retried(tmp_path: Path):
+    """Logins are CPU-heavy: a timed-out one is not sent again, even with attempts and time left
+    (a retry under overload is how overload grows)."""
+    settings = make_settings(
+        tmp_path / "login-retry.db",
+        timeout_auth=2.0,
+        attempts_auth=2,
+        per_try_timeout=0.2,
+        retry_base_delay=0.0,
+        login_concurrency_per_client=0,
+        login_failures_per_15min=0,
+        bus_faults=(Fault(cmd="auth.login", delay_ms=500),),
+    )
+    app = create_app(settings)
+    async with serve(app) as client:
+        logins = await asyncio.gather(
+            *(
+                client.post("/auth/login", json={"email": "user@acme.com", "password": PASSWORD})
+                for _ in range(16)
+            )
+        )
+
+    assert {r.status_code for r in logins} == {504}
+    assert app.state.faults.injected == 16  # each login's handler ran once

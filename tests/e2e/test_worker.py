@@ -110,8 +110,8 @@ async def test_a_worker_process_serves_its_module_and_drains_on_sigterm(database
 
 async def test_killing_one_of_two_workers_under_load_loses_nothing(database: Path, tmp_path: Path):
     """A worker dies without warning (SIGKILL) while 8 clients send keyed creates: writes stranded
-    on it are retried on the other worker before their deadline, each done once; every answer is
-    durable; the load goes on."""
+    on it are retried on the other worker before their deadline (each attempt capped by
+    PER_TRY_TIMEOUT), each done once; every answer is durable; the load goes on."""
     url = nats_url()
     settings = make_settings(
         database,
@@ -121,6 +121,7 @@ async def test_killing_one_of_two_workers_under_load_loses_nothing(database: Pat
         retry_base_delay=0.05,
         attempts_write=2,
         timeout_write=3.0,
+        per_try_timeout=1.5,
     )
     environment = worker_environment(settings, {"cmd": "events.create", "delay_ms": 300})
     answers: list[tuple[float, str, int, float, str | None]] = []
