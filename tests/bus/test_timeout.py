@@ -14,7 +14,7 @@ import msgspec
 import pytest
 from sqlalchemy import text
 
-from app.bus.bus import Bus, Policy
+from app.bus.bus import Bus, Outcome, Policy
 from app.bus.envelope import Envelope
 from app.bus.pipeline import Context
 from app.bus.retry import Retries
@@ -130,10 +130,10 @@ async def test_an_attempt_may_use_all_the_time_left():
     it because more attempts are allowed."""
     calls: list[int] = []
 
-    async def slow_once(sent: Envelope[Any]) -> Any:
+    async def slow_once(sent: Envelope[Any]) -> Outcome:
         calls.append(sent.attempt)
         await asyncio.sleep(0.4)
-        return "done"
+        return Outcome("done")
 
     first_of_three = Envelope(
         pattern="notes.read",
@@ -145,7 +145,7 @@ async def test_an_attempt_may_use_all_the_time_left():
         read=True,
     )
 
-    assert await Sender(slow_once)(first_of_three) == "done"
+    assert (await Sender(slow_once)(first_of_three)).result == "done"
     assert calls == [1]
 
 
@@ -153,11 +153,11 @@ async def test_a_per_try_cap_ends_an_attempt_and_a_retry_follows_while_time_is_l
     calls: list[float] = []
     began = time.perf_counter()
 
-    async def stranded_then_fine(sent: Envelope[Any]) -> Any:
+    async def stranded_then_fine(sent: Envelope[Any]) -> Outcome:
         calls.append(time.perf_counter() - began)
         if sent.attempt == 1:
             await asyncio.Event().wait()  # a worker that died with the command
-        return "done"
+        return Outcome("done")
 
     envelope = Envelope(
         pattern="notes.read",
@@ -170,6 +170,6 @@ async def test_a_per_try_cap_ends_an_attempt_and_a_retry_follows_while_time_is_l
     )
     sender = Sender(stranded_then_fine, retries=Retries(base_delay=0.0), per_try=0.2)
 
-    assert await sender(envelope) == "done"
+    assert (await sender(envelope)).result == "done"
     assert len(calls) == 2
     assert 0.2 <= calls[1] < 0.5  # the second attempt began once the first's 0.2 s ran out
