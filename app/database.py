@@ -335,7 +335,13 @@ def _sqlite_connect(path: str, *, busy_timeout_ms: int) -> sqlite3.Connection:
     db.execute("PRAGMA journal_mode = WAL")
     db.execute("PRAGMA synchronous = NORMAL")
     db.execute("PRAGMA foreign_keys = ON")
+    db.create_function("unicode_lower", 1, _unicode_lower, deterministic=True)
     return db
+
+
+def _unicode_lower(text: str | None) -> str | None:
+    """SQLite's own lower() and LIKE fold ASCII only; queries call this for the rest."""
+    return None if text is None else text.lower()
 
 
 class _Connection:

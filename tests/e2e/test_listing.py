@@ -175,6 +175,22 @@ async def test_search_folds_case_beyond_ascii(client: Client, auth: Auth):
     assert ids(await listing(client, auth["admin"], search="D'ÉTÉ")) == [event["id"]]
 
 
+@pytest.mark.parametrize("term", ["üb", "ÜB", "é", "Ü"])
+async def test_short_searches_fold_case_beyond_ascii_too(client: Client, auth: Auth, term: str):
+    """One or two characters are not looked up in the search index but scanned for: the same
+    Unicode case folding applies (`üb` finds `Über`)."""
+    match = (
+        await client.post(
+            "/events",
+            json=new_event(title="Über den Wolken", description="Eine Rundfahrt mit Café."),
+            headers=auth["admin"],
+        )
+    ).json()
+    await client.post("/events", json=new_event(title="Plain ascii title"), headers=auth["admin"])
+
+    assert ids(await listing(client, auth["admin"], search=term)) == [match["id"]]
+
+
 async def test_start_date_range_is_inclusive(client: Client, auth: Auth):
     page = await listing(
         client,

@@ -137,6 +137,7 @@ class EventRepository:
             "creator": created_by_id,
             "status": query.status,
             "pattern": _literal_like(query.search) if query.search else None,
+            "needle": query.search.lower() if query.search else None,
             "phrase": _phrase(query.search) if query.search else None,
             "start_from": query.start_date_from,
             "start_to": query.start_date_to,
@@ -200,13 +201,14 @@ def _page_queries(
         if indexed:
             found.append(_C.id.in_(_indexed_matches()))
         elif search:
-            pattern: BindParameter[str] = bindparam("pattern")
-            if dialect == "sqlite":  # LIKE is case-insensitive there already (ASCII, as lower())
+            if dialect == "sqlite":  # its LIKE and lower() fold ASCII only: ours folds all
+                needle: BindParameter[str] = bindparam("needle")
                 matches = [
-                    _C.title.like(pattern, escape="/"),
-                    _C.description.like(pattern, escape="/"),
+                    func.instr(func.unicode_lower(_C.title), needle) > 0,
+                    func.instr(func.unicode_lower(_C.description), needle) > 0,
                 ]
-            else:
+            else:  # ILIKE folds by the database's LC_CTYPE (a UTF-8 locale folds all)
+                pattern: BindParameter[str] = bindparam("pattern")
                 matches = [
                     _C.title.ilike(pattern, escape="/"),
                     _C.description.ilike(pattern, escape="/"),
