@@ -69,14 +69,38 @@ def check_query(items: list[tuple[str, str]], query_type: type[Any] | None) -> l
             FieldError(field=_shown(name), message=f"Unknown query parameter {_shown(name)!r}")
             for name in values
         ]
-    known = {f.encode_name for f in _fields(query_type)}
-    present = {k: v for k, v in values.items() if k in known}
+    types_by_name = {f.encode_name: _without_unset(f.type) for f in _fields(query_type)}
+    present = {
+        name: _query_value(value, types_by_name[name])
+        for name, value in values.items()
+        if name in types_by_name
+    }
     errors += [
         FieldError(field=_shown(name), message=f"Unknown query parameter {_shown(name)!r}")
         for name in values
-        if name not in known
+        if name not in types_by_name
     ]
-    return errors + check_fields(present, query_type, strict=False)
+    return errors + check_fields(present, query_type)
+
+
+_DIGITS = re.compile(r"[0-9]{1,18}")
+
+
+def _query_value(value: str, annotation: Any) -> Any:
+    """A query string's value, read strictly: an integer parameter takes decimal digits only
+    (not `1e3`, `+5` or `1.0`); every other value stays a string, so a date-time must be an
+    ISO 8601 string (not a bare number read as a Unix timestamp)."""
+    if _DIGITS.fullmatch(value) and int in _base_types(annotation):
+        return int(value)
+    return value
+
+
+def _base_types(annotation: Any) -> set[Any]:
+    if typing.get_origin(annotation) is typing.Annotated:
+        return _base_types(typing.get_args(annotation)[0])
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return set().union(*(_base_types(a) for a in typing.get_args(annotation)))
+    return {annotation}
 
 
 def check_json_body(body: bytes, body_type: type[Any]) -> list[FieldError]:

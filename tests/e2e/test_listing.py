@@ -225,6 +225,12 @@ async def test_filters_combine_with_the_users_scope(client: Client, auth: Auth):
         ({"status": "ARCHIVED"}, ["status"]),
         ({"startDateFrom": "yesterday"}, ["startDateFrom"]),
         ({"startDateTo": "2026-01-01T00:00:00"}, ["startDateTo"]),
+        ({"startDateTo": "0.5"}, ["startDateTo"]),  # not a Unix timestamp
+        ({"startDateFrom": "1700000000"}, ["startDateFrom"]),
+        ({"page": "1e3"}, ["page"]),
+        ({"page": "+2"}, ["page"]),
+        ({"limit": "10.0"}, ["limit"]),
+        ({"page": "99999999999999999999999"}, ["page"]),
         ({"search": "x" * 201}, ["search"]),
         ({"organizationId": "other"}, ["organizationId"]),
         ({"page": "0", "limit": "500", "foo": "1"}, ["foo", "page", "limit"]),
