@@ -3,7 +3,9 @@ constrained text fields carrying their own error messages for the gateway to rep
 
 from __future__ import annotations
 
+import typing
 from datetime import UTC, datetime
+from typing import Any
 
 import msgspec
 from msgspec import Meta
@@ -15,37 +17,106 @@ CALENDAR_RULE = "between 1900-01-01 and 9999-12-30 UTC"
 NO_NUL = r"^[^\x00]*$"
 """Free text may hold any character but NUL, which PostgreSQL cannot store."""
 
+SPACE_CHARS = (
+    "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005"
+    "\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+)
+"""What trimming removes: the union of Python's `str.isspace()` and ECMA-262's `\\s` (the two
+differ, and JSON Schema patterns are ECMA-262)."""
+SPACE = "".join(f"\\u{ord(c):04x}" for c in SPACE_CHARS)
+"""The same characters as the body of a regex character class, read alike by both dialects."""
+
 
 class Contract(
     msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, rename="camel"
 ):
     """Commands and views: frozen, keyword-only, camelCase on the wire, unknown fields refused.
+    Text fields declared with `text(...)` arrive trimmed (see `trimmed`).
 
     msgspec does not inherit `kw_only`, so subclasses say `frozen=True, kw_only=True` again.
     """
+
+    def __post_init__(self) -> None:
+        for name in _trimmed_fields(type(self)):
+            value = getattr(self, name)
+            if isinstance(value, str):
+                msgspec.structs.force_setattr(self, name, value.strip(SPACE_CHARS))
 
 
 def text(
     field: str,
     rule: str,
     *,
-    pattern: str = NO_NUL,
-    min_length: int | None = None,
-    max_length: int | None = None,
+    min_length: int = 0,
+    max_length: int,
+    trim: bool = True,
 ) -> Meta:
-    """Constraints for a text field, with the messages a client sees when they fail:
-    `{field} must be {rule}`, or for a NUL character (the default pattern) its own message."""
+    """Free text: no NUL, and `min_length`-`max_length` characters once trimmed of surrounding
+    whitespace (`"   "` is empty). The rule lives in one regex, so the published schema says
+    exactly what the server accepts; the contract stores the trimmed value. `trim=False` counts
+    the value as sent. A client sees `{field} must be {rule}`, or a NUL's own message."""
+    if trim:
+        constraints: dict[str, Any] = {"pattern": trimmed(min_length, max_length)}
+    else:
+        constraints = {"pattern": NO_NUL, "min_length": min_length, "max_length": max_length}
     return Meta(
-        min_length=min_length,
-        max_length=max_length,
-        pattern=pattern,
+        **constraints,
         extra={
             "message": f"{field} must be {rule}",
-            "pattern_message": f"{field} must not contain NUL characters"
-            if pattern == NO_NUL
-            else f"{field} must be {rule}",
+            "nul_message": f"{field} must not contain NUL characters",
+            "trim": trim,
         },
     )
+
+
+def checked(
+    field: str, rule: str, *, pattern: str, min_length: int | None = None, max_length: int
+) -> Meta:
+    """Text with a format of its own (an email, a password), taken as sent."""
+    return Meta(
+        pattern=pattern,
+        min_length=min_length,
+        max_length=max_length,
+        extra={"message": f"{field} must be {rule}"},
+    )
+
+
+def trimmed(min_length: int, max_length: int) -> str:
+    """A regex for text of `min_length`-`max_length` characters once trimmed, NUL nowhere: the
+    first and last characters that are not whitespace enclose the counted text."""
+    space, solid, any_ = f"[{SPACE}]*", f"[^{SPACE}\\x00]", "[^\\x00]"
+    if max_length == 1:
+        core = solid
+    elif min_length >= 2:
+        core = f"{solid}{any_}{{{min_length - 2},{max_length - 2}}}{solid}"
+    else:
+        core = f"{solid}(?:{any_}{{0,{max_length - 2}}}{solid})?"
+    if min_length == 0:
+        core = f"(?:{core})?"
+    return f"^{space}{core}{space}$"
+
+
+_TRIMMED: dict[type[Any], tuple[str, ...]] = {}
+
+
+def _trimmed_fields(struct_type: type[Any]) -> tuple[str, ...]:
+    """The attribute names of a contract's trimmed text fields, found once per type."""
+    found = _TRIMMED.get(struct_type)
+    if found is None:
+        hints = typing.get_type_hints(struct_type, include_extras=True)
+        found = _TRIMMED[struct_type] = tuple(
+            name for name in struct_type.__struct_fields__ if _is_trimmed(hints[name])
+        )
+    return found
+
+
+def _is_trimmed(annotation: Any) -> bool:
+    if typing.get_origin(annotation) is typing.Annotated:
+        return any(
+            isinstance(meta, Meta) and bool(meta.extra and meta.extra.get("trim"))
+            for meta in typing.get_args(annotation)[1:]
+        )
+    return any(_is_trimmed(arg) for arg in typing.get_args(annotation))
 
 
 def within_calendar(moment: datetime) -> bool:

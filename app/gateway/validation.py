@@ -156,7 +156,8 @@ def check_fields(
         try:
             value = msgspec.convert(data[name], field_type, strict=strict)
         except msgspec.ValidationError as exc:
-            errors.append(FieldError(field=name, message=_message(name, field_type, str(exc))))
+            message = _message(name, field_type, str(exc), data[name])
+            errors.append(FieldError(field=name, message=message))
             continue
         if isinstance(value, datetime) and not within_calendar(value):
             errors.append(FieldError(field=name, message=f"{name} must be {CALENDAR_RULE}"))
@@ -187,7 +188,7 @@ def _without_unset(annotation: Any) -> Any:
     return annotation
 
 
-def _message(name: str, annotation: Any, raw: str) -> str:
+def _message(name: str, annotation: Any, raw: str, value: Any) -> str:
     """The contract's message for a constraint, or a plain sentence for a type mismatch."""
     raw = raw.split(" - at `")[0]
     mismatch = _TYPE_MISMATCH.match(raw)
@@ -196,9 +197,8 @@ def _message(name: str, annotation: Any, raw: str) -> str:
         if got == "null":
             return f"{name} must not be null"
         return f"{name} must be {_TYPE_WORDS.get(expected, expected)}"
-    custom = _custom_message(
-        annotation, "pattern_message" if "matching regex" in raw else "message"
-    )
+    nul = "matching regex" in raw and isinstance(value, str) and "\x00" in value
+    custom = _custom_message(annotation, "nul_message" if nul else "message")
     if custom is not None:
         return custom if custom.startswith(name) else f"{name} {custom}"
     return f"{name}: {raw.replace('`', '')}"
@@ -206,7 +206,7 @@ def _message(name: str, annotation: Any, raw: str) -> str:
 
 def _custom_message(annotation: Any, key: str) -> str | None:
     """The contract's own message for a failed constraint: `Meta(extra={"message": ...})`, and
-    `"pattern_message"` for a failed pattern when the field has one."""
+    `"nul_message"` for text holding a NUL when the field has one."""
     for candidate in (annotation, *typing.get_args(annotation)):
         if typing.get_origin(candidate) is typing.Annotated:
             for meta in typing.get_args(candidate)[1:]:

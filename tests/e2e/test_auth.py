@@ -119,7 +119,7 @@ async def test_signup_reports_every_invalid_field_at_once(client: Client):
 
 @pytest.mark.parametrize(
     "password",
-    ["alllowercase1", "ALLUPPERCASE1", "NoDigitsOrSymbols", "Sh0rt!", "A1" + "a" * 99],
+    ["alllowercase1", "ALLUPPERCASE1", "NoDigitsOrSymbols", "Sh0rt!", "A1" + "a" * 71],
 )
 async def test_signup_rejects_weak_or_overlong_passwords(client: Client, password):
     response = await client.post("/auth/signup", json=signup_body(password=password))
@@ -128,16 +128,37 @@ async def test_signup_rejects_weak_or_overlong_passwords(client: Client, passwor
     assert [e["field"] for e in response.json()["errors"]] == ["password"]
 
 
-async def test_password_over_72_bytes_is_400_not_a_crash(client: Client):
+async def test_passwords_are_8_to_72_bytes_of_utf8(client: Client):
+    """bcrypt reads 72 bytes: a sign-up takes exactly that much, as the schema says."""
+    ascii_72 = "Aa1" + "a" * 69
+    multibyte_72 = "Aa1" + "é" * 34 + "a"  # 38 characters, 72 bytes in UTF-8
+
+    for n, password in enumerate([ascii_72, multibyte_72]):
+        signup = await client.post(
+            "/auth/signup", json=signup_body(email=f"long{n}@acme.com", password=password)
+        )
+        assert signup.status_code == 201, signup.text
+        log_in = await client.post(
+            "/auth/login", json={"email": f"long{n}@acme.com", "password": password}
+        )
+        assert log_in.status_code == 200
+
+
+async def test_password_over_72_bytes_is_400_at_signup_and_401_at_login(client: Client):
     password = "Aa1" + "é" * 40  # 43 characters, 83 bytes in UTF-8
     signup = await client.post("/auth/signup", json=signup_body(password=password))
     log_in = await client.post(
         "/auth/login", json={"email": "admin@acme.com", "password": password}
     )
+    too_many_characters = await client.post(
+        "/auth/login", json={"email": "admin@acme.com", "password": "Aa1" + "a" * 70}
+    )
 
     assert signup.status_code == 400
     assert "72 bytes" in signup.json()["errors"][0]["message"]
-    assert log_in.status_code == 400
+    assert log_in.status_code == 401  # no account has such a password
+    assert log_in.json()["detail"] == "Invalid credentials"
+    assert too_many_characters.status_code == 400  # the schema's maxLength: 72
 
 
 async def test_login_returns_token_type_and_lifetime(client: Client):
@@ -265,3 +286,35 @@ async def test_tampered_claims_are_401(client: Client):
     )
 
     assert response.status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("names", "refused"),
+    [
+        ({"firstName": "  ", "lastName": "Person"}, ["firstName"]),
+        ({"firstName": " A ", "lastName": "\u3000\u00a0B\t"}, ["firstName", "lastName"]),
+    ],
+)
+async def test_names_are_trimmed_before_their_length_is_checked(client: Client, names, refused):
+    response = await client.post("/auth/signup", json=signup_body(**names))
+
+    assert response.status_code == 400
+    assert [e["field"] for e in response.json()["errors"]] == refused
+
+
+async def test_names_are_stored_trimmed(client: Client):
+    response = await client.post(
+        "/auth/signup",
+        json=signup_body(
+            firstName="  Ada ",
+            lastName="\tLovelace\n",
+            organizationId=None,
+            organizationName="  Analytical Engines  ",
+        ),
+    )
+
+    assert response.status_code == 201, response.text
+    token = response.json()["accessToken"]
+    me = (await client.get("/auth/me", headers={"Authorization": f"Bearer {token}"})).json()
+    assert (me["firstName"], me["lastName"]) == ("Ada", "Lovelace")
+    assert me["organization"]["name"] == "Analytical Engines"

@@ -71,6 +71,9 @@ async def test_create_stores_times_in_utc_with_milliseconds(client: Client, auth
     [
         ({"title": "ab"}, "title"),
         ({"title": "x" * 201}, "title"),
+        ({"title": "   "}, "title"),  # trimmed first: whitespace alone is empty
+        ({"title": " ab\u00a0\t"}, "title"),
+        ({"description": "  short   \n   "}, "description"),
         ({"description": "too short"}, "description"),
         ({"location": "x" * 201}, "location"),
         ({"startDate": "2026-09-01T09:00:00"}, "startDate"),
@@ -88,6 +91,27 @@ async def test_create_rejects_invalid_fields(client: Client, auth: Auth, fields,
     body = response.json()
     assert body["code"] == "VALIDATION_FAILED"
     assert [e["field"] for e in body["errors"]] == [field]
+
+
+async def test_text_is_stored_trimmed_and_counted_after_trimming(client: Client, auth: Auth):
+    title = "  " + "T" * 200 + "\n"  # 203 characters as sent, 200 once trimmed
+    event = await create(
+        client,
+        auth["user"],
+        title=title,
+        description="\u3000 Ten chars! \t",
+        location="  Room 1  ",
+    )
+
+    assert (event["title"], event["description"], event["location"]) == (
+        "T" * 200,
+        "Ten chars!",
+        "Room 1",
+    )
+    patched = await client.patch(
+        f"/events/{event['id']}", json={"title": "  New title "}, headers=auth["user"]
+    )
+    assert patched.json()["title"] == "New title"
 
 
 async def test_create_with_missing_fields_lists_each(client: Client, auth: Auth):
@@ -377,7 +401,15 @@ async def test_reject_records_reason_and_is_terminal(client: Client, auth: Auth)
 
 
 @pytest.mark.parametrize(
-    "body", [None, {}, {"reason": "too short"}, {"reason": "x" * 501}, {"reason": 42}]
+    "body",
+    [
+        None,
+        {},
+        {"reason": "too short"},
+        {"reason": "x" * 501},
+        {"reason": 42},
+        {"reason": " " * 11},  # trimmed first: empty
+    ],
 )
 async def test_reject_needs_a_reason_of_10_to_500_chars(client: Client, auth: Auth, body):
     response = await client.post(

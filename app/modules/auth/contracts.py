@@ -7,29 +7,34 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta
 
-from app.bus.contracts import Contract, text
+from app.bus.contracts import SPACE, Contract, checked, text
 from app.bus.envelope import Role
 from app.errors import Conflict, NotFound, Unauthorized
 
-EMAIL_PATTERN = r"^[^@\s\x00]+@[^@\s\x00]+\.[^@\s\x00]+$"
+_NOT_IN_EMAIL = rf"[^@{SPACE}\x00]+"
+EMAIL_PATTERN = rf"^{_NOT_IN_EMAIL}@{_NOT_IN_EMAIL}\.{_NOT_IN_EMAIL}$"
 # At least one lower-case letter, one upper-case letter, and one digit or symbol.
 PASSWORD_PATTERN = r"^(?=.*[a-z])(?=.*[A-Z])(?=.*[^A-Za-z])"
 BCRYPT_MAX_BYTES = 72
 
 Email = Annotated[
     str,
-    text("email", "a valid email address", pattern=EMAIL_PATTERN, max_length=254),
+    checked("email", "a valid email address", pattern=EMAIL_PATTERN, max_length=254),
     Meta(examples=["user@acme.com"]),
 ]
 Password = Annotated[
     str,
-    text(
+    checked(
         "password",
-        "8-100 characters long and contain an uppercase letter, a lowercase letter "
-        "and a digit or symbol",
+        f"8-{BCRYPT_MAX_BYTES} characters ({BCRYPT_MAX_BYTES} bytes of UTF-8) long and contain "
+        "an uppercase letter, a lowercase letter and a digit or symbol",
         pattern=PASSWORD_PATTERN,
         min_length=8,
-        max_length=100,
+        max_length=BCRYPT_MAX_BYTES,
+    ),
+    Meta(
+        description=f"8-{BCRYPT_MAX_BYTES} bytes of UTF-8 (bcrypt reads no further): an ASCII "
+        f"password may have {BCRYPT_MAX_BYTES} characters, one of 3-byte characters 24",
     ),
 ]
 FirstName = Annotated[str, text("firstName", "2-50 characters long", min_length=2, max_length=50)]
@@ -43,7 +48,11 @@ OrganizationName = Annotated[
 LoginEmail = Annotated[str, text("email", "1-254 characters long", min_length=1, max_length=254)]
 LoginPassword = Annotated[
     str,
-    Meta(min_length=1, max_length=100, extra={"message": "password must be 1-100 characters long"}),
+    Meta(
+        min_length=1,
+        max_length=BCRYPT_MAX_BYTES,
+        extra={"message": f"password must be 1-{BCRYPT_MAX_BYTES} characters long"},
+    ),
 ]
 Timestamp = Annotated[str, Meta(extra_json_schema={"format": "date-time"})]
 

@@ -36,7 +36,7 @@ async def sign_up(
     _check_sign_up(cmd)
     # Hash before the first statement: the write transaction (and SQLite's write lock) starts there.
     password_hash = await passwords.hash(cmd.password)
-    email = cmd.email.strip().lower()
+    email = cmd.email.lower()
     if await uow.users.by_email(email) is not None:
         raise EmailTaken()
 
@@ -47,7 +47,7 @@ async def sign_up(
         role = Role.USER
     else:
         assert cmd.organization_name is not None  # _check_sign_up: exactly one of the two
-        name = cmd.organization_name.strip()
+        name = cmd.organization_name
         slug = slugify(name)
         if await uow.organizations.slug_exists(slug):
             raise OrganizationExists()
@@ -61,8 +61,8 @@ async def sign_up(
     user = User(
         email=email,
         password_hash=password_hash,
-        first_name=cmd.first_name.strip(),
-        last_name=cmd.last_name.strip(),
+        first_name=cmd.first_name,
+        last_name=cmd.last_name,
         role=role,
         organization_id=organization.id,
     )
@@ -76,8 +76,9 @@ async def sign_up(
 async def log_in(
     cmd: LogIn, uow: AuthUnitOfWork, passwords: PasswordHasher, tokens: TokenIssuer
 ) -> LoginView:
-    _check_password_bytes(cmd.password)
-    user = await uow.users.by_email(cmd.email.strip().lower())
+    if len(cmd.password.encode()) > BCRYPT_MAX_BYTES:
+        raise InvalidCredentials()  # no account has such a password; a sign-up refuses it
+    user = await uow.users.by_email(cmd.email.lower())
     matches = await passwords.verify(cmd.password, user.password_hash if user else None)
     if user is None or not matches:
         raise InvalidCredentials()
@@ -134,11 +135,7 @@ def _check_sign_up(cmd: SignUp) -> None:
                 )
             ]
         )
-    _check_password_bytes(cmd.password)
-
-
-def _check_password_bytes(password: str) -> None:
-    if len(password.encode()) > BCRYPT_MAX_BYTES:
+    if len(cmd.password.encode()) > BCRYPT_MAX_BYTES:
         raise Invalid.fields(
             [
                 FieldError(

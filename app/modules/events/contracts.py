@@ -30,7 +30,7 @@ Description = Annotated[
 ]
 Location = Annotated[str, text("location", "at most 200 characters long", max_length=200)]
 Reason = Annotated[str, text("reason", "10-500 characters long", min_length=10, max_length=500)]
-Search = Annotated[str, text("search", "at most 200 characters long", max_length=200)]
+Search = Annotated[str, text("search", "at most 200 characters long", max_length=200, trim=False)]
 EventId = str
 When = Annotated[
     datetime,
