@@ -31,7 +31,7 @@ class AuthController(Controller):
         status_code=201,
         summary="Create an account",
         security=[],
-        responses=problem_responses(404, 409, 413, 422),
+        responses=problem_responses(404, 409, 413, 415, 422),
     )
     async def sign_up(
         self,
@@ -55,7 +55,7 @@ class AuthController(Controller):
         status_code=200,
         summary="Log in",
         security=[],
-        responses=problem_responses(401, 413),
+        responses=problem_responses(401, 413, 415),
     )
     async def log_in(
         self,

@@ -39,7 +39,7 @@ class EventsController(Controller):
     opt = {AUTHENTICATED: True}
     security = [{BEARER_SCHEME: []}]
 
-    @post("/", summary="Create a DRAFT event", responses=problem_responses(401, 409, 413, 422))
+    @post("/", summary="Create a DRAFT event", responses=problem_responses(401, 409, 413, 415, 422))
     async def create(
         self,
         request: Request[Any, Any, Any],
@@ -112,7 +112,7 @@ class EventsController(Controller):
     @patch(
         "/{event_id:str}",
         summary="Change an event's details (never its status)",
-        responses=problem_responses(401, 403, 404, 409, 413, 422),
+        responses=problem_responses(401, 403, 404, 409, 413, 415, 422),
     )
     async def update(
         self,
@@ -173,7 +173,7 @@ class EventsController(Controller):
         "/{event_id:str}/reject",
         status_code=200,
         summary="SUBMITTED -> REJECTED, with a reason",
-        responses=problem_responses(401, 403, 404, 409, 413, 422),
+        responses=problem_responses(401, 403, 404, 409, 413, 415, 422),
     )
     async def reject(
         self,

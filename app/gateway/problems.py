@@ -181,6 +181,7 @@ _DESCRIPTIONS = {
     404: "Unknown id, or one that belongs to another organization",
     409: "Invalid workflow transition, duplicate, or the same Idempotency-Key still in flight",
     413: "Request body over the size limit",
+    415: "A body sent with a Content-Type other than application/json",
     422: "Idempotency-Key reused with a different request",
     429: "Rate limit exceeded (Retry-After, RateLimit-* headers)",
     503: "Module unavailable, circuit open or shutting down (Retry-After)",

@@ -15,6 +15,7 @@ from typing import Any
 
 import msgspec
 from litestar import Request
+from litestar.exceptions import HTTPException
 from msgspec import UnsetType
 
 from app.bus.contracts import CALENDAR_RULE, within_calendar
@@ -51,7 +52,9 @@ async def validate_request(request: Request[Any, Any, Any]) -> None:
 
     data_field = handler.parsed_data_field
     if data_field is not None and isinstance(data_field.annotation, type):
-        errors += check_json_body(await request.body(), data_field.annotation)
+        body = await request.body()
+        check_media_type(request.headers.get("content-type"), body)
+        errors += check_json_body(body, data_field.annotation)
     if errors:
         raise Invalid.fields(errors)
 
@@ -101,6 +104,26 @@ def _base_types(annotation: Any) -> set[Any]:
     if typing.get_origin(annotation) in (typing.Union, types.UnionType):
         return set().union(*(_base_types(a) for a in typing.get_args(annotation)))
     return {annotation}
+
+
+def check_media_type(content_type: str | None, body: bytes) -> None:
+    """A body is JSON, said so: `application/json`, with no charset or `charset=utf-8` (RFC 8259:
+    JSON is UTF-8). No body and no Content-Type is left to the body's own check (400)."""
+    if content_type is None and not body:
+        return
+    media_type, _, parameters = (content_type or "").partition(";")
+    charset = next(
+        (
+            value.strip().strip('"').lower()
+            for name, _, value in (p.partition("=") for p in parameters.split(";"))
+            if name.strip().lower() == "charset"
+        ),
+        "utf-8",
+    )
+    if media_type.strip().lower() != "application/json" or charset not in ("utf-8", "utf8"):
+        raise HTTPException(
+            status_code=415, detail="The request body must be JSON: Content-Type: application/json"
+        )
 
 
 def check_json_body(body: bytes, body_type: type[Any]) -> list[FieldError]:

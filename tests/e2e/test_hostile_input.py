@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
 
@@ -109,3 +111,40 @@ async def test_unknown_names_are_echoed_back_truncated(client: Client, auth: Aut
         assert response.status_code == 400
         assert len(response.text) < 1000
         assert response.json()["errors"][0]["field"] == "n" * 61 + "..."
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+        "application/json-patch+json",
+        "application/json; charset=latin-1",
+        None,
+    ],
+)
+async def test_a_body_that_is_not_declared_json_is_415_and_nothing_is_created(
+    client: Client, auth: Auth, content_type
+):
+    before = await total(client, auth)
+    headers = {**auth["admin"], **({"Content-Type": content_type} if content_type else {})}
+    body = json.dumps(new_event()).encode()
+    response = await client.post("/events", content=body, headers=headers)
+
+    assert response.status_code == 415
+    assert response.json()["code"] == "UNSUPPORTED_MEDIA_TYPE"
+    assert await total(client, auth) == before
+
+
+@pytest.mark.parametrize(
+    "content_type", ["application/json", "application/json; charset=utf-8", "Application/JSON"]
+)
+async def test_json_is_taken_with_or_without_charset(client: Client, auth: Auth, content_type):
+    response = await client.post(
+        "/events",
+        content=json.dumps(new_event()).encode(),
+        headers={**auth["admin"], "Content-Type": content_type},
+    )
+
+    assert response.status_code == 201
