@@ -4,7 +4,8 @@ and 413 included), before routing:
 - **Correlation**: `X-Correlation-ID` (or `X-Request-ID`) when it is 1-128 characters of
   `[A-Za-z0-9._:-]`, else a new UUIDv4 (an invalid value is dropped, never echoed or logged);
   returned on every response, with `X-Response-Time`.
-- **The per-client rate limit**, before anything else is spent on the request.
+- **The per-client rate limit**, before anything else is spent on the request; its
+  RateLimit-* headers go on the response.
 - **Request metrics**, by route template: `eventboard_requests_total`,
   `eventboard_request_duration_seconds`, `eventboard_requests_error_total` (5xx) and
   `eventboard_requests_in_progress`, with their labelled children looked up once.
@@ -87,13 +88,18 @@ class Edge:
         scope[EXCHANGE] = exchange
         status = [500]
         correlation_header = correlation_id.encode()
+        quota: list[tuple[bytes, bytes]] = []
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status[0] = message["status"]
                 elapsed = (time.perf_counter() - started) * 1000
+                headers = message.get("headers", ())
+                if quota and any(k.lower() == b"ratelimit-limit" for k, _ in headers):
+                    quota.clear()  # a refusal by another limit names that limit's figures
                 message["headers"] = [
-                    *message.get("headers", ()),
+                    *headers,
+                    *quota,
                     (b"x-correlation-id", correlation_header),
                     (b"x-response-time", f"{elapsed:.1f}ms".encode()),
                 ]
@@ -107,13 +113,12 @@ class Edge:
         correlated = correlation.correlation_id.set(exchange.correlation_id)
         sent = correlation.commands.set(exchange.commands)
         try:
-            if (
-                self._limits.per_client
-                and not path.startswith(_UNLIMITED)
-                and not await self._admitted(scope, send_with_headers)
-            ):
-                exchange.problem = "RATE_LIMITED"
-                return
+            if self._limits.per_client and not path.startswith(_UNLIMITED):
+                admitted = await self._admitted(scope, send_with_headers)
+                if admitted is None:
+                    exchange.problem = "RATE_LIMITED"
+                    return
+                quota += admitted
             app = self._app if cross_origin else self._without_cors
             await app(asgi_scope, receive, send_with_headers)
         finally:
@@ -126,10 +131,13 @@ class Edge:
             correlation.commands.reset(sent)
             correlation.correlation_id.reset(correlated)
 
-    async def _admitted(self, scope: dict[str, Any], send: Send) -> bool:
-        """The per-client limit: False, with the 429 sent, when the client is over it."""
+    async def _admitted(
+        self, scope: dict[str, Any], send: Send
+    ) -> list[tuple[bytes, bytes]] | None:
+        """The per-client limit: the RateLimit-* headers for the response, or None, with the 429
+        sent, when the client is over it."""
         try:
-            await self._limits.check_client(client_of(scope))  # type: ignore[arg-type]
+            return await self._limits.check_client(client_of(scope))  # type: ignore[arg-type]
         except RateLimitExceeded as exceeded:
             headers = {"Content-Type": PROBLEM_JSON, **exceeded.headers()}
             await send(
@@ -141,8 +149,7 @@ class Edge:
             )
             body = problem_body(429, exceeded.code, exceeded.message)
             await send({"type": "http.response.body", "body": body, "more_body": False})
-            return False
-        return True
+            return None
 
     def _measure(self, scope: dict[str, Any], status: int, seconds: float) -> None:
         key = (scope["method"], scope.get("path_template") or "<unmatched>", status)

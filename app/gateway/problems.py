@@ -128,6 +128,10 @@ def app_error_response(request: Request[Any, Any, Any], exc: AppError) -> Respon
         headers[REPLAYED_HEADER] = "true"
     if isinstance(exc, RateLimitExceeded):
         headers.update(exc.headers())
+    if status == 401:
+        headers["WWW-Authenticate"] = (
+            'Bearer error="invalid_token"' if "authorization" in request.headers else "Bearer"
+        )
     _answered(request, exc.code)
     return problem(status, exc.code, exc.message, exc.errors, headers or None)
 

@@ -14,11 +14,17 @@ across workers and hosts.
   leaves bcrypt's queue (bounded by the auth module's own admission control) to everyone else.
 
 A refusal is 429 problem+json with `Retry-After` (and `RateLimit-Limit/Remaining/Reset` for the
-counted limits).
+counted limits); every response of a route under the per-client limit carries the RateLimit-*
+headers. Refusals are logged at WARNING with the client address and, for logins, a hash of the
+email (never the email or the password), at most once a minute per limit and client, saying how
+many were refused since: a flood of refusals must not become a flood of log lines.
 """
 
 from __future__ import annotations
 
+import hashlib
+import ipaddress
+import math
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -29,6 +35,7 @@ from limits.aio.storage import MemoryStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter, SlidingWindowCounterRateLimiter
 from limits.storage import storage_from_string
 from litestar.types import Scope
+from loguru import logger
 
 from app.errors import RateLimited
 from app.gateway.problems import RateLimitExceeded
@@ -57,19 +64,31 @@ class RateLimits:
         )
         self._password_checks_per_client = settings.login_concurrency_per_client
         self._password_checks: dict[str, int] = {}
+        self._refusals = _RefusalLog()
 
     @property
     def per_client(self) -> bool:
         """Whether the per-client limit is on (RATE_LIMIT_PER_MINUTE is not 0)."""
         return self._per_client is not None
 
-    async def check_client(self, client: str) -> None:
-        if self._per_client is None or await self._clients.hit(self._per_client, "client", client):
-            return
-        metrics().rate_limited.labels("client").inc()
-        raise await self._exceeded(
-            self._clients, self._per_client, ("client", client), "Too many requests"
-        )
+    async def check_client(self, client: str) -> list[tuple[bytes, bytes]]:
+        """Count the request against its client's limit: the RateLimit-* headers for its
+        response, or RateLimitExceeded (429) when the client is over the limit."""
+        item = self._per_client
+        if item is None:
+            return []
+        admitted = await self._clients.hit(item, "client", client)
+        stats = await self._clients.get_window_stats(item, "client", client)
+        reset = max(1, math.ceil(stats.reset_time - time.time()))
+        if not admitted:
+            metrics().rate_limited.labels("client").inc()
+            self._refusals.note("rate limit reached", "client", client, allowed=item.amount)
+            raise RateLimitExceeded("Too many requests", limit=item.amount, reset_in=reset)
+        return [
+            (b"ratelimit-limit", str(item.amount).encode()),
+            (b"ratelimit-remaining", str(stats.remaining).encode()),
+            (b"ratelimit-reset", str(reset).encode()),
+        ]
 
     @asynccontextmanager
     async def login_attempt(self, email: str, client: str) -> AsyncIterator[None]:
@@ -83,6 +102,13 @@ class RateLimits:
         key = ("login-failures", email.strip().lower(), client)
         if not await self._logins.hit(item, *key):
             metrics().rate_limited.labels("login").inc()
+            self._refusals.note(
+                "login locked out after failed attempts",
+                "login",
+                client,
+                email_sha256=hashlib.sha256(key[1].encode()).hexdigest()[:16],
+                allowed=item.amount,
+            )
             raise await self._exceeded(
                 self._logins, item, key, "Too many failed logins; try again later"
             )
@@ -99,6 +125,7 @@ class RateLimits:
         running = self._password_checks.get(client, 0)
         if running >= cap:
             metrics().rate_limited.labels("password_checks").inc()
+            self._refusals.note("too many password checks at once", "password_checks", client)
             raise TooManyPasswordChecks(retry_after=1.0)
         self._password_checks[client] = running + 1
         try:
@@ -122,6 +149,44 @@ class RateLimits:
         return RateLimitExceeded(
             message, limit=item.amount, reset_in=stats.reset_time - time.time()
         )
+
+
+class _RefusalLog:
+    """WARNING lines for refusals: the first for a (limit, client, detail) in a minute, then one
+    a minute counting those not logged."""
+
+    _EVERY = 60.0
+    _MAX_KEYS = 10_000
+
+    def __init__(self) -> None:
+        self._since: dict[tuple[str, ...], tuple[float, int]] = {}
+
+    def note(self, message: str, kind: str, client: str, **fields: Any) -> None:
+        key = (kind, client, *map(str, fields.values()))
+        now = time.monotonic()
+        last, unlogged = self._since.get(key, (-math.inf, 0))
+        if now - last < self._EVERY:
+            self._since[key] = (last, unlogged + 1)
+            return
+        if len(self._since) >= self._MAX_KEYS:
+            self._since.clear()
+        self._since[key] = (now, 0)
+        logger.warning(
+            message,
+            limit=kind,
+            client=_loggable(client),
+            refused_since_last_line=unlogged,
+            **fields,
+        )
+
+
+def _loggable(client: str) -> str:
+    """The client address as logged: an IP address, else `<invalid>` (behind a trusted proxy it
+    comes from a header)."""
+    try:
+        return str(ipaddress.ip_address(client))
+    except ValueError:
+        return "<invalid>"
 
 
 class TooManyPasswordChecks(RateLimited):

@@ -281,6 +281,76 @@ async def test_the_per_client_limit_answers_429_with_headers(start: Start):
     assert limited.headers["ratelimit-limit"] == "5"
 
 
+async def test_every_response_under_the_per_client_limit_says_what_is_left(start: Start):
+    async with start(rate_limit_per_minute=50) as (client, admin):
+        found = await client.get("/events", headers=admin)
+        missing = await client.get("/nowhere")
+        probe = await client.get("/health/live")
+
+    assert found.status_code == 200 and missing.status_code == 404
+    assert found.headers["ratelimit-limit"] == missing.headers["ratelimit-limit"] == "50"
+    remaining = int(found.headers["ratelimit-remaining"])
+    assert int(missing.headers["ratelimit-remaining"]) == remaining - 1
+    assert 1 <= int(found.headers["ratelimit-reset"]) <= 60
+    assert "ratelimit-limit" not in probe.headers  # the probes are not limited
+
+
+def warnings_in(logged: str) -> list[dict[str, Any]]:
+    records = [json.loads(line) for line in logged.splitlines() if line.startswith("{")]
+    return [r for r in records if r["level"] == "WARNING"]
+
+
+async def test_refusals_are_logged_once_a_minute_with_the_client_never_the_email(
+    start: Start, capsys: pytest.CaptureFixture[str]
+):
+    async with start(login_failures_per_15min=2, log_format="json") as (client, _):
+        capsys.readouterr()
+        for _ in range(5):
+            await failed_login(client, "Admin@Acme.com")
+        logged = capsys.readouterr().err
+
+    [lockout] = [w for w in warnings_in(logged) if w["limit"] == "login"]
+    assert lockout["message"] == "login locked out after failed attempts"
+    assert lockout["client"] == "127.0.0.1"
+    assert len(lockout["email_sha256"]) == 16
+    assert "acme.com" not in logged.lower() and "Wrong123!" not in logged
+
+
+async def test_per_client_refusals_are_logged(start: Start, capsys: pytest.CaptureFixture[str]):
+    async with start(rate_limit_per_minute=3, log_format="json") as (client, _):
+        capsys.readouterr()
+        statuses = [(await client.get("/nowhere")).status_code for _ in range(4)]
+        logged = capsys.readouterr().err
+
+    assert statuses[-2:] == [429, 429]
+    [refusal] = [w for w in warnings_in(logged) if w["limit"] == "client"]
+    assert (refusal["client"], refusal["allowed"]) == ("127.0.0.1", 3)
+
+
+@pytest.mark.parametrize(
+    ("headers", "challenge"),
+    [
+        ({}, "Bearer"),
+        ({"Authorization": "Bearer not-a-token"}, 'Bearer error="invalid_token"'),
+        ({"Authorization": "Basic YTpi"}, 'Bearer error="invalid_token"'),
+    ],
+)
+async def test_every_401_carries_a_bearer_challenge(
+    client: httpx.AsyncClient, headers: dict[str, str], challenge: str
+):
+    response = await client.get("/auth/me", headers=headers)
+
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == challenge
+
+
+async def test_a_failed_login_401_carries_a_bearer_challenge_too(client: httpx.AsyncClient):
+    response = await failed_login(client, "admin@acme.com")
+
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == "Bearer"
+
+
 @pytest.mark.skipif(
     not os.environ.get("TEST_REDIS_URL"),
     reason="TEST_REDIS_URL is not set (e.g. redis://127.0.0.1:6379/0)",
