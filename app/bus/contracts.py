@@ -4,15 +4,20 @@ constrained text fields carrying their own error messages for the gateway to rep
 from __future__ import annotations
 
 import typing
-from datetime import UTC, datetime
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import msgspec
 from msgspec import Meta
 
-EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
-LATEST = datetime(9999, 12, 30, tzinfo=UTC)
-CALENDAR_RULE = "between 1900-01-01 and 9999-12-30 UTC"
+FIRST_YEAR, LAST_YEAR = 1900, 9998
+CALENDAR_RULE = f"in the years {FIRST_YEAR}-{LAST_YEAR} (as written, before any UTC offset)"
+YEARS = r"^(?:19\d\d|[2-8]\d\d\d|9[0-8]\d\d|99[0-8]\d|999[0-8])-"
+"""The same rule as a pattern for date-time strings, published in the schema."""
+EARLIEST = datetime(FIRST_YEAR, 1, 1, tzinfo=timezone(timedelta(hours=23, minutes=59)))
+LATEST = datetime(
+    LAST_YEAR, 12, 31, 23, 59, 59, 999999, tzinfo=timezone(-timedelta(hours=23, minutes=59))
+)
 
 NO_NUL = r"^[^\x00]*$"
 """Free text may hold any character but NUL, which PostgreSQL cannot store."""
@@ -119,7 +124,15 @@ def _is_trimmed(annotation: Any) -> bool:
     return any(_is_trimmed(arg) for arg in typing.get_args(annotation))
 
 
+def written_within_calendar(moment: datetime) -> bool:
+    """The rule for date-times as a client writes them, and as the schema says (`YEARS`): the
+    year as written, before its offset, in FIRST_YEAR-LAST_YEAR."""
+    return FIRST_YEAR <= moment.year <= LAST_YEAR
+
+
 def within_calendar(moment: datetime) -> bool:
-    """Date-times in contracts stay in this range: beyond it, converting to UTC can overflow
-    (year 1 with a positive offset, year 9999 with a negative one)."""
+    """The same rule once the offset is gone (the bus carries date-times in UTC): the instant
+    lies where a date-time written within the calendar, with any offset, can lie. Converting
+    such a moment to UTC never overflows (year 1 with a positive offset, year 9999 with a
+    negative one would)."""
     return EARLIEST <= moment <= LATEST

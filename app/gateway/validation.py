@@ -18,7 +18,7 @@ from litestar import Request
 from litestar.exceptions import HTTPException
 from msgspec import UnsetType
 
-from app.bus.contracts import CALENDAR_RULE, within_calendar
+from app.bus.contracts import CALENDAR_RULE, written_within_calendar
 from app.errors import FieldError, Invalid
 from app.gateway.idempotency import HEADER, check_key
 
@@ -159,7 +159,7 @@ def _valid_at_once(body: bytes, body_type: type[Any]) -> bool:
         return False
     for field in _fields(body_type):
         value = getattr(decoded, field.name)
-        if isinstance(value, datetime) and not within_calendar(value):
+        if isinstance(value, datetime) and not written_within_calendar(value):
             return False
     return True
 
@@ -182,7 +182,7 @@ def check_fields(
             message = _message(name, field_type, str(exc), data[name])
             errors.append(FieldError(field=name, message=message))
             continue
-        if isinstance(value, datetime) and not within_calendar(value):
+        if isinstance(value, datetime) and not written_within_calendar(value):
             errors.append(FieldError(field=name, message=f"{name} must be {CALENDAR_RULE}"))
     return errors
 

@@ -37,6 +37,8 @@ async def test_deeply_nested_json_is_400(client: Client, auth: Auth, body):
     [
         ({"startDate": "0001-01-01T00:00:00+05:00"}, "startDate"),
         ({"endDate": "9999-12-31T23:00:00-05:00"}, "endDate"),
+        ({"endDate": "9999-01-01T00:00:00Z"}, "endDate"),  # the years are 1900-9998
+        ({"startDate": "1899-12-31T23:59:59-05:00"}, "startDate"),
         ({"title": "nul \u0000 inside"}, "title"),
         ({"description": "nul in the description \u0000"}, "description"),
     ],
@@ -67,6 +69,23 @@ async def test_unusable_query_values_are_400(client: Client, auth: Auth, query):
 
     assert response.status_code == 400
     assert response.json()["code"] == "VALIDATION_FAILED"
+
+
+async def test_the_calendar_counts_the_year_as_written(client: Client, auth: Auth):
+    """The schema's date pattern and the server agree: 1900-9998 as written, whatever the offset
+    makes of it in UTC; such an event can later be edited without touching its dates."""
+    created = await client.post(
+        "/events",
+        json=new_event(startDate="1900-01-01T00:00:00+14:00", endDate="9998-12-31T23:59:59-14:00"),
+        headers=auth["admin"],
+    )
+    assert created.status_code == 201, created.text
+    assert created.json()["startDate"] == "1899-12-31T10:00:00.000Z"
+
+    renamed = await client.patch(
+        f"/events/{created.json()['id']}", json={"title": "Renamed"}, headers=auth["admin"]
+    )
+    assert renamed.status_code == 200, renamed.text
 
 
 async def test_lone_surrogates_in_json_strings_are_400(client: Client, auth: Auth):

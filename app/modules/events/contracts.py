@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
-from app.bus.contracts import Contract, text
+from app.bus.contracts import YEARS, Contract, text
 from app.errors import Conflict, Forbidden, NotFound
 
 
@@ -37,6 +37,7 @@ When = Annotated[
     Meta(
         tz=True,
         extra={"message": "must be an ISO 8601 date-time with a UTC offset"},
+        extra_json_schema={"pattern": YEARS},
         examples=["2026-06-15T09:00:00.000Z"],
     ),
 ]

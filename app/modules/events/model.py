@@ -150,7 +150,10 @@ class Event:
                 )
         start = self.start_date if changes.start_date is UNSET else changes.start_date
         end = self.end_date if changes.end_date is UNSET else changes.end_date
-        check_within_calendar(startDate=start, endDate=end)
+        check_within_calendar(  # the dates given: a stored one is in UTC, its year may differ
+            startDate=None if changes.start_date is UNSET else start,
+            endDate=None if changes.end_date is UNSET else end,
+        )
         check_dates(start, end)
         for field in ("title", "description", "location", "start_date", "end_date"):
             value = getattr(changes, field)
