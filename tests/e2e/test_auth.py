@@ -318,3 +318,19 @@ async def test_names_are_stored_trimmed(client: Client):
     me = (await client.get("/auth/me", headers={"Authorization": f"Bearer {token}"})).json()
     assert (me["firstName"], me["lastName"]) == ("Ada", "Lovelace")
     assert me["organization"]["name"] == "Analytical Engines"
+
+
+async def test_an_organization_name_in_any_script_founds_an_organization(client: Client):
+    first = await client.post(
+        "/auth/signup",
+        json=signup_body(
+            email="tanaka@example.jp", organizationId=None, organizationName="株式会社"
+        ),
+    )
+    again = await client.post(
+        "/auth/signup",
+        json=signup_body(email="sato@example.jp", organizationId=None, organizationName="株式会社"),
+    )
+
+    assert first.status_code == 201, first.text
+    assert again.status_code == 409  # the same name, the same slug

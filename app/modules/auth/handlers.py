@@ -126,15 +126,6 @@ def _check_sign_up(cmd: SignUp) -> None:
                 )
             ]
         )
-    if cmd.organization_name is not None and not slugify(cmd.organization_name):
-        raise Invalid.fields(
-            [
-                FieldError(
-                    field="organizationName",
-                    message="organizationName must contain at least one letter or digit",
-                )
-            ]
-        )
     if len(cmd.password.encode()) > BCRYPT_MAX_BYTES:
         raise Invalid.fields(
             [

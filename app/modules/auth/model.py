@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import unicodedata
 import uuid
@@ -20,9 +21,14 @@ def new_id() -> str:
 
 
 def slugify(name: str) -> str:
-    """`Acme Corporation` -> `acme-corporation`; accents folded, anything else a single dash."""
+    """`Acme Corporation` -> `acme-corporation`; accents folded, anything else a single dash. A
+    name with no Latin letter or digit (`株式会社`, `***`) gets `org-` and a hash of the name
+    folded for case, so the same name always has the same slug."""
     ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
-    return re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")
+    if slug:
+        return slug
+    return "org-" + hashlib.sha256(name.casefold().encode()).hexdigest()[:16]
 
 
 ORGANIZATIONS = Table(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
 
 import bcrypt
@@ -215,7 +216,13 @@ def test_password_over_72_bytes_is_invalid_before_any_hashing():
         ("Acme Corporation", "acme-corporation"),
         ("  Café  Déjà Vu! ", "cafe-deja-vu"),
         ("A&B", "a-b"),
+        ("株式会社", "org-" + hashlib.sha256("株式会社".encode()).hexdigest()[:16]),
     ],
 )
 def test_slugify(name, slug):
     assert slugify(name) == slug
+
+
+def test_names_without_latin_letters_get_distinct_slugs_alike_for_case():
+    assert slugify("***") != slugify("株式会社")
+    assert slugify("ΑΒΓ") == slugify("αβγ")
