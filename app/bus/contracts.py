@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import typing
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 from msgspec import Meta
@@ -32,6 +32,12 @@ SPACE = "".join(f"\\u{ord(c):04x}" for c in SPACE_CHARS)
 """The same characters as the body of a regex character class, read alike by both dialects."""
 
 
+Uuid = Annotated[str, Meta(extra_json_schema={"format": "uuid"})]
+"""An id in a view: a UUID in its canonical text form."""
+Timestamp = Annotated[str, Meta(extra_json_schema={"format": "date-time"})]
+"""A date-time in a view, as `app.clock.to_wire` writes it (UTC, milliseconds, `Z`)."""
+
+
 class Contract(
     msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, rename="camel"
 ):
@@ -55,6 +61,7 @@ def text(
     min_length: int = 0,
     max_length: int,
     trim: bool = True,
+    example: str | None = None,
 ) -> Meta:
     """Free text: no NUL, and `min_length`-`max_length` characters once trimmed of surrounding
     whitespace (`"   "` is empty). The rule lives in one regex, so the published schema says
@@ -66,6 +73,7 @@ def text(
         constraints = {"pattern": NO_NUL, "min_length": min_length, "max_length": max_length}
     return Meta(
         **constraints,
+        examples=[example] if example is not None else None,
         extra={
             "message": f"{field} must be {rule}",
             "nul_message": f"{field} must not contain NUL characters",
@@ -75,11 +83,18 @@ def text(
 
 
 def checked(
-    field: str, rule: str, *, pattern: str, min_length: int | None = None, max_length: int
+    field: str,
+    rule: str,
+    *,
+    pattern: str,
+    min_length: int | None = None,
+    max_length: int,
+    example: str | None = None,
 ) -> Meta:
     """Text with a format of its own (an email, a password), taken as sent."""
     return Meta(
         pattern=pattern,
+        examples=[example] if example is not None else None,
         min_length=min_length,
         max_length=max_length,
         extra={"message": f"{field} must be {rule}"},

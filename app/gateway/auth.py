@@ -28,6 +28,7 @@ class AuthController(Controller):
 
     @post(
         "/signup",
+        operation_id="signUp",
         status_code=201,
         summary="Create an account",
         security=[],
@@ -52,6 +53,7 @@ class AuthController(Controller):
 
     @post(
         "/login",
+        operation_id="logIn",
         status_code=200,
         summary="Log in",
         security=[],
@@ -76,6 +78,7 @@ class AuthController(Controller):
 
     @get(
         "/me",
+        operation_id="getMe",
         opt={AUTHENTICATED: True},
         summary="The current user and organization",
         security=[{BEARER_SCHEME: []}],

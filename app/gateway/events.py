@@ -39,7 +39,12 @@ class EventsController(Controller):
     opt = {AUTHENTICATED: True}
     security = [{BEARER_SCHEME: []}]
 
-    @post("/", summary="Create a DRAFT event", responses=problem_responses(401, 409, 413, 415, 422))
+    @post(
+        "/",
+        operation_id="createEvent",
+        summary="Create a DRAFT event",
+        responses=problem_responses(401, 409, 413, 415, 422),
+    )
     async def create(
         self,
         request: Request[Any, Any, Any],
@@ -50,6 +55,7 @@ class EventsController(Controller):
 
     @get(
         "/",
+        operation_id="listEvents",
         opt={QUERY_OPT: ListEvents},
         summary="List events, filtered, sorted and paged",
         responses=problem_responses(401),
@@ -98,7 +104,12 @@ class EventsController(Controller):
         )
         return result
 
-    @get("/{event_id:str}", summary="One event", responses=problem_responses(401, 403, 404))
+    @get(
+        "/{event_id:str}",
+        operation_id="getEvent",
+        summary="One event",
+        responses=problem_responses(401, 403, 404),
+    )
     async def find(self, request: Request[Any, Any, Any], event_id: FromPath[str]) -> EventView:
         gateway = gateway_of(request)
         view: EventView = await gateway.bus.send(
@@ -111,6 +122,7 @@ class EventsController(Controller):
 
     @patch(
         "/{event_id:str}",
+        operation_id="updateEvent",
         summary="Change an event's details (never its status)",
         responses=problem_responses(401, 403, 404, 409, 413, 415, 422),
     )
@@ -126,6 +138,7 @@ class EventsController(Controller):
 
     @delete(
         "/{event_id:str}",
+        operation_id="deleteEvent",
         status_code=204,
         summary="Delete an event",
         responses=problem_responses(401, 403, 404, 409, 422),
@@ -141,6 +154,7 @@ class EventsController(Controller):
 
     @post(
         "/{event_id:str}/submit",
+        operation_id="submitEvent",
         status_code=200,
         summary="DRAFT -> SUBMITTED (creator only)",
         responses=problem_responses(401, 403, 404, 409, 422),
@@ -156,6 +170,7 @@ class EventsController(Controller):
 
     @post(
         "/{event_id:str}/approve",
+        operation_id="approveEvent",
         status_code=200,
         summary="SUBMITTED -> APPROVED",
         responses=problem_responses(401, 403, 404, 409, 422),
@@ -171,6 +186,7 @@ class EventsController(Controller):
 
     @post(
         "/{event_id:str}/reject",
+        operation_id="rejectEvent",
         status_code=200,
         summary="SUBMITTED -> REJECTED, with a reason",
         responses=problem_responses(401, 403, 404, 409, 413, 415, 422),

@@ -15,6 +15,7 @@ import msgspec
 from litestar import Controller, Response, get
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
+from loguru import logger
 
 CHECK_TIMEOUT_SECONDS = 1.0
 
@@ -24,6 +25,7 @@ class CheckResult(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True,
     """`up`, `down`, or for a breaker its state: `closed`, `half_open`, `open`."""
     latency_ms: float | None = None
     error: str | None = None
+    """`timed out` or `unavailable`; the cause is in the server's log, never here."""
 
 
 class HealthReport(msgspec.Struct, frozen=True, kw_only=True):
@@ -52,8 +54,15 @@ async def _run(name: str, check: Callable[[], Awaitable[None]]) -> tuple[str, Ch
         async with asyncio.timeout(CHECK_TIMEOUT_SECONDS):
             await check()
     except Exception as exc:  # a probe reports, it never fails the request
-        error = "timed out" if isinstance(exc, TimeoutError) else str(exc)[:200]
-        return name, CheckResult(status="down", error=error)
+        # The cause goes to the log; the response, which anyone may read, never carries SQL,
+        # paths or exception text.
+        timed_out = isinstance(exc, TimeoutError)
+        logger.opt(exception=None if timed_out else exc).warning(
+            "health check failed",
+            check=name,
+            reason="timed out" if timed_out else type(exc).__name__,
+        )
+        return name, CheckResult(status="down", error="timed out" if timed_out else "unavailable")
     latency = round((time.perf_counter() - started) * 1000, 2)
     return name, CheckResult(status="up", latency_ms=latency)
 
@@ -72,12 +81,13 @@ class HealthController(Controller):
     tags = ["health"]
     security = []
 
-    @get("/live", summary="The process is up")
+    @get("/live", operation_id="getLiveness", summary="The process is up")
     async def live(self) -> Liveness:
         return Liveness(status="ok")
 
     @get(
         "/ready",
+        operation_id="getReadiness",
         summary="Dependencies reachable and not draining (503 otherwise)",
         responses={503: ResponseSpec(HealthReport, description="A dependency is down")},
     )
@@ -89,6 +99,7 @@ class HealthController(Controller):
 
     @get(
         "/",
+        operation_id="getHealth",
         summary="Every check, with status and latency",
         responses={503: ResponseSpec(HealthReport, description="A dependency is down")},
     )

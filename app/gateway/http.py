@@ -13,13 +13,13 @@ from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.opentelemetry import (
     OpenTelemetryConfig,
     OpenTelemetryInstrumentationMiddleware,
 )
 from litestar.plugins.prometheus import PrometheusController
+from litestar.routes import HTTPRoute
 from litestar.static_files import create_static_files_router
 from opentelemetry.sdk.trace import TracerProvider
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
@@ -30,6 +30,7 @@ from app.gateway.dependencies import Gateway
 from app.gateway.edge import NOT_MEASURED, Edge
 from app.gateway.events import EventsController
 from app.gateway.health import HealthController, Probes
+from app.gateway.openapi import ContractJsonPlugin, ContractSwaggerPlugin, Publisher
 from app.gateway.policy import RoutePolicies
 from app.gateway.problems import EXCEPTION_HANDLERS
 from app.gateway.ratelimit import RateLimits
@@ -107,12 +108,33 @@ def create_gateway(
         # itself to trust none, so this is the one place forwarded headers are believed).
         handler = ProxyHeadersMiddleware(handler, trusted_hosts=list(settings.trusted_proxies))
     app.asgi_handler = handler
+    _current_allow_headers(app)
     return app
+
+
+def _current_allow_headers(app: Litestar) -> None:
+    """Litestar 2 builds a path's OPTIONS handler for the first route registered on it, and that
+    handler reads the methods of *that* route: when routes of one path are merged (GET and
+    PATCH /events/{id} from separate handlers), `Allow` lists only some methods. Point each
+    OPTIONS handler's route at the merged one's methods."""
+    for route in app.routes:
+        if not isinstance(route, HTTPRoute):
+            continue
+        for handler in route.route_handlers:
+            function = getattr(handler.fn, "__closure__", None) and handler.fn
+            if function is None or function.__name__ != "options_handler":
+                continue
+            for cell in function.__closure__ or ():
+                stale = cell.cell_contents
+                if isinstance(stale, HTTPRoute) and stale is not route:
+                    stale.methods = route.methods
 
 
 async def _before_request(request: Request[Any, Any, Any]) -> None:
     """Before every handler: the bearer token where the route needs one (401 before anything
     else), then the request's query, headers and body against the route's contracts (400)."""
+    if request.method == "OPTIONS":  # Allow is public, as for a CORS preflight
+        return
     if request.route_handler.opt.get(AUTHENTICATED):
         authenticate(request)
     await validate_request(request)
@@ -128,6 +150,7 @@ def _swagger_ui_assets() -> Path:
 
 
 def _openapi() -> OpenAPIConfig:
+    publisher = Publisher()
     return OpenAPIConfig(
         title="EventBoard API",
         version="1.0.0",
@@ -137,13 +160,15 @@ def _openapi() -> OpenAPIConfig:
         ),
         path="/api",
         render_plugins=[
-            SwaggerRenderPlugin(
+            ContractSwaggerPlugin(
+                publisher,
                 path="/",
                 js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
                 css_url=f"{DOCS_ASSETS}/swagger-ui.css",
                 standalone_preset_js_url=f"{DOCS_ASSETS}/swagger-ui-standalone-preset.js",
                 favicon=f"<link rel='icon' href='{DOCS_ASSETS}/favicon-32x32.png'>",
-            )
+            ),
+            ContractJsonPlugin(publisher),
         ],
         components=Components(
             security_schemes={

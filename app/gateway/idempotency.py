@@ -17,7 +17,9 @@ from app.errors import FieldError
 
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
-_VALID = re.compile(r"^[\x20-\x7e]{1,255}$")
+KEY_PATTERN = r"^[\x21-\x7e](?:[\x20-\x7e]{0,253}[\x21-\x7e])?$"
+"""1-255 printable ASCII characters, not starting or ending with a space (HTTP trims those)."""
+_VALID = re.compile(KEY_PATTERN)
 
 T = TypeVar("T")
 
@@ -25,8 +27,7 @@ IdempotencyKey = Annotated[
     str | None,
     HeaderParameter(
         name=HEADER,
-        min_length=1,
-        max_length=255,
+        pattern=KEY_PATTERN,
         description=(
             "Makes the request safe to repeat: the same key with the same request returns the "
             "stored outcome (`Idempotent-Replayed: true`) without a second change; with another "

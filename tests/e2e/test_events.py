@@ -527,6 +527,58 @@ async def test_openapi_schema_documents_every_route(client: Client):
     assert "BearerToken" in response.json()["components"]["securitySchemes"]
 
 
+async def test_the_schema_says_what_a_client_generator_needs(client: Client):
+    doc = (await client.get("/api/openapi.json")).json()
+    operations = {
+        (method.upper(), path): operation
+        for path, methods in doc["paths"].items()
+        for method, operation in methods.items()
+    }
+
+    assert {o["operationId"] for o in operations.values()} >= {
+        "signUp", "logIn", "getMe", "createEvent", "listEvents", "getEvent", "updateEvent",
+        "deleteEvent", "submitEvent", "approveEvent", "rejectEvent", "getMetrics",
+    }  # fmt: skip
+    assert "content" not in operations[("DELETE", "/events/{event_id}")]["responses"]["204"]
+    assert list(operations[("GET", "/metrics")]["responses"]["200"]["content"]) == ["text/plain"]
+    schemas = doc["components"]["schemas"]
+    assert schemas["CreateEvent"]["additionalProperties"] is False
+    assert schemas["EventView"]["properties"]["id"]["format"] == "uuid"
+    assert len(schemas["SignUp"]["oneOf"]) == 2
+    created = operations[("POST", "/events")]["responses"]["201"]["headers"]
+    assert created["X-Correlation-ID"]["required"] is True
+    assert {"RateLimit-Remaining", "Idempotent-Replayed"} <= set(created)
+    assert "WWW-Authenticate" in operations[("GET", "/auth/me")]["responses"]["401"]["headers"]
+
+
+@pytest.mark.parametrize(
+    ("operation", "path"),
+    [("createEvent", "/events"), ("signUp", "/auth/signup"), ("logIn", "/auth/login")],
+)
+async def test_the_schemas_request_examples_are_accepted(
+    client: Client, auth: Auth, operation: str, path: str
+):
+    """ "Try it out" in the docs sends these as they come."""
+    doc = (await client.get("/api/openapi.json")).json()
+    [body] = [
+        o["requestBody"]["content"]["application/json"]["example"]
+        for methods in doc["paths"].values()
+        for o in methods.values()
+        if o.get("operationId") == operation
+    ]
+
+    response = await client.post(path, json=body, headers=auth["admin"])
+
+    assert response.status_code in (200, 201), response.text
+
+
+async def test_options_lists_every_method_of_the_path_without_a_token(client: Client):
+    response = await client.options(f"/events/{WORKSHOP_ID}")
+
+    assert response.status_code == 204
+    assert response.headers["allow"] == "DELETE, GET, OPTIONS, PATCH"
+
+
 async def test_a_users_view_never_includes_admins_ids(client: Client, auth: Auth):
     response = await client.get("/events", headers=auth["user"])
 

@@ -77,7 +77,8 @@ async def test_readiness_is_503_naming_the_database_when_it_cannot_be_opened(dat
     assert healthy.status_code == 200
     assert unreachable.status_code == 503
     assert unreachable.json()["status"] == "unavailable"
-    assert unreachable.json()["checks"]["database"]["status"] == "down"
+    assert unreachable.json()["checks"]["database"] == {"status": "down", "error": "unavailable"}
+    assert str(database) not in unreachable.text  # no path, SQL or exception text, to anyone
     assert unreachable.json()["checks"]["bus"]["status"] == "up"
     assert recovered.status_code == 200
 

@@ -7,7 +7,7 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta
 
-from app.bus.contracts import SPACE, Contract, checked, text
+from app.bus.contracts import SPACE, Contract, Timestamp, Uuid, checked, text
 from app.bus.envelope import Role
 from app.errors import Conflict, NotFound, Unauthorized
 
@@ -19,8 +19,13 @@ BCRYPT_MAX_BYTES = 72
 
 Email = Annotated[
     str,
-    checked("email", "a valid email address", pattern=EMAIL_PATTERN, max_length=254),
-    Meta(examples=["user@acme.com"]),
+    checked(
+        "email",
+        "a valid email address",
+        pattern=EMAIL_PATTERN,
+        max_length=254,
+        example="new.person@acme.com",
+    ),
 ]
 Password = Annotated[
     str,
@@ -31,19 +36,31 @@ Password = Annotated[
         pattern=PASSWORD_PATTERN,
         min_length=8,
         max_length=BCRYPT_MAX_BYTES,
+        example="Secret123!",
     ),
     Meta(
         description=f"8-{BCRYPT_MAX_BYTES} bytes of UTF-8 (bcrypt reads no further): an ASCII "
         f"password may have {BCRYPT_MAX_BYTES} characters, one of 3-byte characters 24",
     ),
 ]
-FirstName = Annotated[str, text("firstName", "2-50 characters long", min_length=2, max_length=50)]
-LastName = Annotated[str, text("lastName", "2-50 characters long", min_length=2, max_length=50)]
+FirstName = Annotated[
+    str, text("firstName", "2-50 characters long", min_length=2, max_length=50, example="Ada")
+]
+LastName = Annotated[
+    str, text("lastName", "2-50 characters long", min_length=2, max_length=50, example="Lovelace")
+]
 OrganizationId = Annotated[
     str, text("organizationId", "1-64 characters long", min_length=1, max_length=64)
 ]
 OrganizationName = Annotated[
-    str, text("organizationName", "2-100 characters long", min_length=2, max_length=100)
+    str,
+    text(
+        "organizationName",
+        "2-100 characters long",
+        min_length=2,
+        max_length=100,
+        example="Analytical Engines",
+    ),
 ]
 LoginEmail = Annotated[str, text("email", "1-254 characters long", min_length=1, max_length=254)]
 LoginPassword = Annotated[
@@ -54,13 +71,6 @@ LoginPassword = Annotated[
         extra={"message": f"password must be 1-{BCRYPT_MAX_BYTES} characters long"},
     ),
 ]
-Timestamp = Annotated[str, Meta(extra_json_schema={"format": "date-time"})]
-
-
-class _Contract(
-    msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, rename="camel"
-):
-    pass
 
 
 # Commands
@@ -90,28 +100,28 @@ class GetMe(Contract, frozen=True, kw_only=True):
 
 
 class OrganizationView(Contract, frozen=True, kw_only=True):
-    id: str
+    id: Uuid
     name: str
     slug: str
 
 
 class UserView(Contract, frozen=True, kw_only=True):
-    id: str
+    id: Uuid
     email: str
     first_name: str
     last_name: str
     role: Role
-    organization_id: str
+    organization_id: Uuid
     created_at: Timestamp
 
 
 class MeView(Contract, frozen=True, kw_only=True):
-    id: str
+    id: Uuid
     email: str
     first_name: str
     last_name: str
     role: Role
-    organization_id: str
+    organization_id: Uuid
     created_at: Timestamp
     updated_at: Timestamp
     organization: OrganizationView

@@ -6,10 +6,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
-import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
-from app.bus.contracts import YEARS, Contract, text
+from app.bus.contracts import YEARS, Contract, Timestamp, Uuid, text
 from app.errors import Conflict, Forbidden, NotFound
 
 
@@ -24,30 +23,50 @@ MAX_PAGE = 1_000_000
 SortField = Literal["createdAt", "startDate", "title", "status"]
 SortOrder = Literal["asc", "desc"]
 
-Title = Annotated[str, text("title", "3-200 characters long", min_length=3, max_length=200)]
-Description = Annotated[
-    str, text("description", "10-5000 characters long", min_length=10, max_length=5000)
+Title = Annotated[
+    str,
+    text("title", "3-200 characters long", min_length=3, max_length=200, example="Team offsite"),
 ]
-Location = Annotated[str, text("location", "at most 200 characters long", max_length=200)]
-Reason = Annotated[str, text("reason", "10-500 characters long", min_length=10, max_length=500)]
+Description = Annotated[
+    str,
+    text(
+        "description",
+        "10-5000 characters long",
+        min_length=10,
+        max_length=5000,
+        example="A day of planning for the next quarter.",
+    ),
+]
+Location = Annotated[
+    str, text("location", "at most 200 characters long", max_length=200, example="Room 4")
+]
+Reason = Annotated[
+    str,
+    text(
+        "reason",
+        "10-500 characters long",
+        min_length=10,
+        max_length=500,
+        example="The date clashes with the audit.",
+    ),
+]
 Search = Annotated[str, text("search", "at most 200 characters long", max_length=200, trim=False)]
 EventId = str
-When = Annotated[
-    datetime,
-    Meta(
+
+
+def _when(example: str | None = None) -> Meta:
+    """A date-time with a UTC offset, in the contracts' calendar (see `YEARS`)."""
+    return Meta(
         tz=True,
         extra={"message": "must be an ISO 8601 date-time with a UTC offset"},
         extra_json_schema={"pattern": YEARS},
-        examples=["2026-06-15T09:00:00.000Z"],
-    ),
-]
-Timestamp = Annotated[str, Meta(extra_json_schema={"format": "date-time"})]
+        examples=[example] if example else None,
+    )
 
 
-class _Contract(
-    msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, rename="camel"
-):
-    pass
+When = Annotated[datetime, _when()]
+Start = Annotated[datetime, _when("2026-06-15T09:00:00.000Z")]
+End = Annotated[datetime, _when("2026-06-15T17:00:00.000Z")]
 
 
 # Commands
@@ -57,8 +76,8 @@ class CreateEvent(Contract, frozen=True, kw_only=True):
     title: Title
     description: Description
     location: Location | None = None
-    start_date: When
-    end_date: When
+    start_date: Start
+    end_date: End
 
 
 class EventChanges(Contract, frozen=True, kw_only=True):
@@ -67,8 +86,8 @@ class EventChanges(Contract, frozen=True, kw_only=True):
     title: Title | UnsetType = UNSET
     description: Description | UnsetType = UNSET
     location: Location | UnsetType | None = UNSET
-    start_date: When | UnsetType = UNSET
-    end_date: When | UnsetType = UNSET
+    start_date: Start | UnsetType = UNSET
+    end_date: End | UnsetType = UNSET
 
 
 class UpdateEvent(Contract, frozen=True, kw_only=True):
@@ -136,7 +155,7 @@ class ListEvents(Contract, frozen=True, kw_only=True):
 
 
 class EventView(Contract, frozen=True, kw_only=True):
-    id: str
+    id: Uuid
     title: str
     description: str
     location: str | None
@@ -144,8 +163,8 @@ class EventView(Contract, frozen=True, kw_only=True):
     end_date: Timestamp
     status: EventStatus
     rejection_reason: str | None
-    organization_id: str
-    created_by_id: str
+    organization_id: Uuid
+    created_by_id: Uuid
     created_at: Timestamp
     updated_at: Timestamp
 
