@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import os
 import re
@@ -103,6 +104,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """A command slower than this gets a WARNING line of its own."""
     shutdown_grace_seconds: float = 10.0
     otel_traces_exporter: Literal["none", "otlp", "console"] = "none"
+    misspelled: tuple[tuple[str, str], ...] = ()
+    """Variables given that are not settings but look like one (given, meant): warned at start."""
 
     @classmethod
     def from_env(
@@ -132,6 +135,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                 f"set it to a random value of at least {MIN_JWT_SECRET_BYTES} bytes"
             )
         kwargs.setdefault("seed_demo_data", app_env != "production")
+        kwargs["misspelled"] = _misspelled(values)
         if kwargs.get("bus_faults") and app_env == "production":
             raise SettingsError("BUS_FAULTS: fault injection is refused when APP_ENV=production")
         return cls(**kwargs)
@@ -149,7 +153,23 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                 "so anyone who can reach this server can forge an ADMIN token; set JWT_SECRET "
                 "before exposing it beyond this machine"
             )
+        warnings += [
+            f"{given} is not a setting (ignored); did you mean {meant}?"
+            for given, meant in self.misspelled
+        ]
         return warnings
+
+
+def _misspelled(values: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    """Names that are close to one of ours but not it (`RATE_LIMIT_PER_MIN`)."""
+    found = []
+    for name in sorted(values):
+        if name in _PARSERS or not name.isupper():
+            continue
+        close = difflib.get_close_matches(name, _PARSERS, n=1, cutoff=0.85)
+        if close:
+            found.append((name, close[0]))
+    return tuple(found)
 
 
 def _choice(*allowed: str) -> Callable[[str], str]:
@@ -196,24 +216,32 @@ def _bool(raw: str) -> bool:
     raise ValueError("must be a boolean (true/false, 1/0, yes/no, on/off)")
 
 
-_DURATION = re.compile(r"^(\d+)\s*([smhd]?)$")
-_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?$")
+_UNIT_SECONDS = {None: 1.0, "ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_DURATION_EXAMPLES = "5, 2.5s, 500ms, 15m, 1h or 7d"
 
 
-_SECONDS = re.compile(r"^(\d+(?:\.\d+)?)\s*(ms|s)?$")
-
-
-def _seconds(raw: str) -> float:
-    """`5`, `5s`, `2.5s`, `500ms` -> seconds (positive)."""
-    match = _SECONDS.match(raw.lower())
+def parse_duration(raw: str) -> float:
+    """Every duration setting reads the same: a number with an optional unit (`ms`, `s`, `m`,
+    `h`, `d`; none means seconds) -> seconds, positive."""
+    match = _DURATION.match(raw.lower())
     if match is None or float(match.group(1)) <= 0:
-        raise ValueError("must be a positive duration such as 5, 2.5s or 500ms")
-    value = float(match.group(1))
-    return value / 1000 if match.group(2) == "ms" else value
+        raise ValueError(f"must be a positive duration such as {_DURATION_EXAMPLES}")
+    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
 
 
 def _non_negative_seconds(raw: str) -> float:
-    return 0.0 if raw.strip() in ("0", "0s", "0ms") else _seconds(raw)
+    """A duration that may also be zero (`0`, `0s`, `0ms`)."""
+    match = _DURATION.match(raw.lower())
+    return 0.0 if match is not None and float(match.group(1)) == 0 else parse_duration(raw)
+
+
+def _whole_seconds(raw: str) -> int:
+    """A duration kept in whole seconds (token lifetimes, retention): `3600`, `15m`, `1.5h`."""
+    seconds = parse_duration(raw)
+    if seconds < 1 or seconds != int(seconds):
+        raise ValueError("must be a whole number of seconds, such as 3600, 90s, 15m or 1h")
+    return int(seconds)
 
 
 def _faults(raw: str) -> tuple[Fault, ...]:
@@ -223,14 +251,6 @@ def _faults(raw: str) -> tuple[Fault, ...]:
         raise ValueError(
             f'must be a JSON list such as [{{"cmd": "events.findAll", "delay_ms": 12000}}]: {exc}'
         ) from None
-
-
-def parse_duration(raw: str) -> int:
-    """`3600`, `90s`, `15m`, `1h`, `7d` -> seconds (positive)."""
-    match = _DURATION.match(raw.lower())
-    if match is None or int(match.group(1)) <= 0:
-        raise ValueError("must be a positive duration such as 3600, 90s, 15m, 1h or 7d")
-    return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
 
 
 def _database_url(raw: str) -> str:
@@ -299,10 +319,10 @@ _PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "APP_ENV": ("app_env", _choice("development", "test", "production")),
     "DATABASE_URL": ("database_url", _database_url),
     "JWT_SECRET": ("jwt_secret", _jwt_secret),
-    "JWT_EXPIRES_IN": ("jwt_expires_in", parse_duration),
+    "JWT_EXPIRES_IN": ("jwt_expires_in", _whole_seconds),
     "BCRYPT_ROUNDS": ("bcrypt_rounds", _int_between(4, 31)),
     "BCRYPT_THREADS": ("bcrypt_threads", _int_between(0, 64)),
-    "BCRYPT_MAX_WAIT": ("bcrypt_max_wait", _seconds),
+    "BCRYPT_MAX_WAIT": ("bcrypt_max_wait", parse_duration),
     "SEED_DEMO_DATA": ("seed_demo_data", _bool),
     "LOG_LEVEL": ("log_level", _log_level),
     "LOG_FORMAT": ("log_format", _choice("text", "json")),
@@ -311,35 +331,35 @@ _PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "BUS_LOCAL_MODULES": ("bus_local_modules", _modules),
     "MAX_BODY_BYTES": ("max_body_bytes", _int_between(1024, 16 * 1024 * 1024)),
     "CORS_ALLOW_ORIGINS": ("cors_allow_origins", _origins),
-    "TIMEOUT_AUTH": ("timeout_auth", _seconds),
-    "TIMEOUT_LIST": ("timeout_list", _seconds),
-    "TIMEOUT_READ": ("timeout_read", _seconds),
-    "TIMEOUT_WRITE": ("timeout_write", _seconds),
+    "TIMEOUT_AUTH": ("timeout_auth", parse_duration),
+    "TIMEOUT_LIST": ("timeout_list", parse_duration),
+    "TIMEOUT_READ": ("timeout_read", parse_duration),
+    "TIMEOUT_WRITE": ("timeout_write", parse_duration),
     "ATTEMPTS_AUTH": ("attempts_auth", _int_between(1, 10)),
     "ATTEMPTS_ME": ("attempts_me", _int_between(1, 10)),
     "ATTEMPTS_READ": ("attempts_read", _int_between(1, 10)),
     "ATTEMPTS_WRITE": ("attempts_write", _int_between(1, 10)),
-    "PER_TRY_TIMEOUT": ("per_try_timeout", _seconds),
+    "PER_TRY_TIMEOUT": ("per_try_timeout", parse_duration),
     "RETRY_BASE_DELAY": ("retry_base_delay", _non_negative_seconds),
     "RETRY_MULTIPLIER": ("retry_multiplier", _float_between(1.0, 10.0)),
-    "RETRY_MAX_DELAY": ("retry_max_delay", _seconds),
+    "RETRY_MAX_DELAY": ("retry_max_delay", parse_duration),
     "RETRY_BUDGET_RATIO": ("retry_budget_ratio", _float_between(0.0, 1.0)),
     "RETRY_BUDGET_MIN_PER_SECOND": ("retry_budget_min_per_second", _float_between(0.0, 1000.0)),
     "BUS_FAULTS": ("bus_faults", _faults),
-    "IDEMPOTENCY_TTL": ("idempotency_ttl", parse_duration),
-    "IDEMPOTENCY_PURGE_INTERVAL": ("idempotency_purge_interval", parse_duration),
+    "IDEMPOTENCY_TTL": ("idempotency_ttl", _whole_seconds),
+    "IDEMPOTENCY_PURGE_INTERVAL": ("idempotency_purge_interval", _whole_seconds),
     "BREAKER_WINDOW": ("breaker_window", _int_between(1, 10_000)),
     "BREAKER_MIN_CALLS": ("breaker_min_calls", _int_between(1, 10_000)),
     "BREAKER_FAILURE_RATE": ("breaker_failure_rate", _float_between(0.01, 1.0)),
-    "BREAKER_SLOW_CALL": ("breaker_slow_call", _seconds),
-    "BREAKER_OPEN_SECONDS": ("breaker_open_seconds", _seconds),
+    "BREAKER_SLOW_CALL": ("breaker_slow_call", parse_duration),
+    "BREAKER_OPEN_SECONDS": ("breaker_open_seconds", parse_duration),
     "BREAKER_HALF_OPEN_PROBES": ("breaker_half_open_probes", _int_between(1, 1000)),
     "RATE_LIMIT_PER_MINUTE": ("rate_limit_per_minute", _int_between(0, 10_000_000)),
     "LOGIN_FAILURES_PER_15MIN": ("login_failures_per_15min", _int_between(0, 1_000_000)),
     "LOGIN_CONCURRENCY_PER_CLIENT": ("login_concurrency_per_client", _int_between(0, 1000)),
     "REDIS_URL": ("redis_url", _redis_url),
     "TRUSTED_PROXIES": ("trusted_proxies", _trusted_proxies),
-    "SHUTDOWN_GRACE_SECONDS": ("shutdown_grace_seconds", _seconds),
+    "SHUTDOWN_GRACE_SECONDS": ("shutdown_grace_seconds", parse_duration),
     "SLOW_COMMAND_MS": ("slow_command_ms", _int_between(1, 600_000)),
     "OTEL_TRACES_EXPORTER": ("otel_traces_exporter", _choice("none", "otlp", "console")),
 }

@@ -221,3 +221,36 @@ def test_only_the_development_secret_is_warned_about(tmp_path: Path):
 
     assert any("JWT_SECRET is not set" in w for w in development.startup_warnings())
     assert configured.startup_warnings() == []
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "field", "seconds"),
+    [
+        ("TIMEOUT_LIST", "1m", "timeout_list", 60.0),
+        ("TIMEOUT_READ", "500ms", "timeout_read", 0.5),
+        ("TIMEOUT_WRITE", "7", "timeout_write", 7.0),
+        ("JWT_EXPIRES_IN", "1.5m", "jwt_expires_in", 90),
+        ("IDEMPOTENCY_TTL", "2d", "idempotency_ttl", 172_800),
+        ("BREAKER_OPEN_SECONDS", "0.5m", "breaker_open_seconds", 30.0),
+    ],
+)
+def test_every_duration_reads_the_same_grammar(name, value, field, seconds):
+    settings = Settings.from_env({name: value}, env_file=None)
+
+    assert getattr(settings, field) == seconds
+
+
+def test_a_token_lifetime_is_whole_seconds():
+    with pytest.raises(SettingsError, match="JWT_EXPIRES_IN: must be a whole number of seconds"):
+        Settings.from_env({"JWT_EXPIRES_IN": "500ms"}, env_file=None)
+
+
+def test_a_variable_that_looks_like_a_misspelled_setting_is_warned_about():
+    settings = Settings.from_env(
+        {"RATE_LIMIT_PER_MIN": "5", "PATH": "/usr/bin", "OTEL_SERVICE_NAME": "x"}, env_file=None
+    )
+
+    assert settings.rate_limit_per_minute == 1200  # the misspelled value is not used
+    assert settings.startup_warnings()[1:] == [
+        "RATE_LIMIT_PER_MIN is not a setting (ignored); did you mean RATE_LIMIT_PER_MINUTE?"
+    ]

@@ -24,6 +24,7 @@ SECONDS = os.environ.get("FUZZ_SECONDS", "60")
 SEED = os.environ.get("FUZZ_SEED", "20261202")
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
 
+
 @pytest.mark.parametrize("email", ["admin@acme.com", "user@acme.com"])
 async def test_the_server_keeps_to_its_published_schema(tmp_path: Path, email: str):
     unlimited = {
