@@ -113,6 +113,23 @@ def insert_ignoring_conflicts(table: Table, dialect_name: str) -> Insert:
     return insert(table).prefix_with("OR IGNORE")
 
 
+def _alembic_config() -> Any:
+    from alembic.config import Config
+
+    config = Config(str(_PROJECT_ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(_PROJECT_ROOT / "alembic"))
+    return config
+
+
+def alembic_head() -> str:
+    """The migration revision this code needs."""
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    assert head is not None, "the alembic folder has no migrations"
+    return head
+
+
 async def upgrade_to_head(engine: AsyncEngine) -> None:
     """Run Alembic migrations to head on this engine, serialised across processes.
 
@@ -120,12 +137,9 @@ async def upgrade_to_head(engine: AsyncEngine) -> None:
     starts at the same moment waits for the write lock and then finds the schema at head.
     PostgreSQL: a transaction-scoped advisory lock does the same.
     """
-    from alembic.config import Config
-
     from alembic import command
 
-    config = Config(str(_PROJECT_ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(_PROJECT_ROOT / "alembic"))
+    config = _alembic_config()
 
     def run(connection: Connection) -> None:
         if connection.dialect.name == "postgresql":

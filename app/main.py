@@ -23,6 +23,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
 from sqlalchemy import text
 
+from app import startup
 from app.bus.breaker import Breakers
 from app.bus.bus import Bus
 from app.bus.idempotency import IdempotencyMiddleware, purge_forever
@@ -289,10 +290,15 @@ def __getattr__(name: str) -> Any:
     if name != "app":
         raise AttributeError(name)
     try:
-        application = create_app()
+        settings = Settings.from_env()
+        startup.check(settings)
+        application = create_app(settings)
     except SettingsError as exc:
         print(f"eventboard: invalid configuration: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    except startup.StartupError as exc:
+        print(f"eventboard: cannot start: {exc}", file=sys.stderr)
+        raise SystemExit(3) from None
     application.on_startup.append(_tune_gc)
     globals()["app"] = application
     return application

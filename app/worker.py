@@ -14,6 +14,7 @@ import sys
 
 from loguru import logger
 
+from app import startup
 from app.bus.transports.local import LocalTransport
 from app.bus.transports.nats import ModuleServer, connect
 from app.database import open_database
@@ -59,9 +60,13 @@ def main(argv: list[str]) -> int:
         return 2
     try:
         settings = Settings.from_env()
+        startup.check(settings)
     except SettingsError as exc:
         print(f"eventboard worker: invalid configuration: {exc}", file=sys.stderr)
         return 2
+    except startup.StartupError as exc:
+        print(f"eventboard worker: cannot start: {exc}", file=sys.stderr)
+        return 3
 
     async def run() -> None:
         stop = asyncio.Event()
