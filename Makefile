@@ -23,8 +23,12 @@ uv:
 install: uv
 	$(UV) sync --frozen
 
-run: install
-	$(UV) run --frozen uvicorn app.main:app --host $(HOST) --port $(PORT) --no-access-log \
+# Running needs no test tools: only the runtime packages are installed (`--inexact` leaves any
+# others in place, so `make run` after `make test` uninstalls nothing).
+run: uv
+	$(UV) sync --frozen --no-dev --inexact
+	@echo "EventBoard on http://$(HOST):$(PORT) - API docs at http://$(HOST):$(PORT)/api" >&2
+	$(UV) run --no-sync uvicorn app.main:app --host $(HOST) --port $(PORT) --no-access-log \
 	  --no-proxy-headers --loop asyncio --timeout-graceful-shutdown $(SHUTDOWN_GRACE_SECONDS)
 
 test: install lint

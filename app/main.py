@@ -22,6 +22,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
 from app import startup
 from app.bus.breaker import Breakers
@@ -114,6 +115,10 @@ def create_app(
         restore_signal = _drain_on_sigterm(bus)
         for warning in settings.startup_warnings():
             logger.warning(warning)
+        if settings.app_env == "development":
+            logger.info("database: {}", make_url(settings.database_url).database or "-")
+            if settings.seed_demo_data:
+                logger.info("demo logins: {}", auth_module.demo_logins())
         logger.bind(
             env=settings.app_env,
             transport=settings.bus_transport,

@@ -38,6 +38,7 @@ def listening_addresses(port: int) -> set[str]:
 async def test_make_run_serves_on_loopback_warns_of_the_dev_secret_ignores_forwarded_for(
     tmp_path: Path,
 ):
+    """And says where everything is: the docs, the database, the demo logins."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("APP_ENV", "JWT_SECRET", "HOST")}
     env |= {
@@ -77,6 +78,10 @@ async def test_make_run_serves_on_loopback_warns_of_the_dev_secret_ignores_forwa
     assert len(warnings) == 1
     assert "WARNING" in warnings[0]
     assert statuses == [401, 401, 401, 429]  # a new X-Forwarded-For is not a new client
+    log = "\n".join(server.lines)
+    assert f"API docs at http://127.0.0.1:{port}/api" in log
+    assert f"database: {tmp_path / 'make-run.db'}" in log
+    assert "demo logins: admin@acme.com (ADMIN)" in log
 
 
 async def test_sigterm_lets_the_in_flight_request_finish_then_exits_cleanly(tmp_path: Path):

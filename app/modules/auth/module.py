@@ -39,6 +39,12 @@ def register(bus: Bus, settings: Settings) -> None:
     bus.register({"cmd": "auth.getMe"}, GetMe, get_me, read_only=True)
 
 
+def demo_logins() -> str:
+    """The seeded accounts, as a developer needs them to try the API."""
+    accounts = ", ".join(f"{u['email']} ({u['role']})" for u in seed.USERS)
+    return f"{accounts}; password {seed.DEMO_PASSWORD}"
+
+
 async def seed_demo_data(engine: AsyncEngine, settings: Settings) -> None:
     async with write_transaction(engine) as session:
         await seed.seed(session, PasswordHasher(settings.bcrypt_rounds, settings.bcrypt_threads))
