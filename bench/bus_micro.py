@@ -28,10 +28,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from app.bus.bus import Policy  # noqa: E402
-from app.bus.envelope import Principal, Role  # noqa: E402
 from app.bus.pipeline import Context  # noqa: E402
 from app.bus.transports.local import LocalTransport  # noqa: E402
 from app.database import open_database  # noqa: E402
+from app.identity import Principal, Role  # noqa: E402
 from app.logging import configure_logging  # noqa: E402
 from app.main import build_bus, tune_gc  # noqa: E402
 from app.settings import Settings  # noqa: E402

@@ -24,7 +24,7 @@ from loguru import logger
 
 from app import correlation
 from app.bus.breaker import Breakers
-from app.bus.envelope import Envelope, Pattern, Principal, new_id, new_message_id, pattern_name
+from app.bus.envelope import Envelope, Pattern, new_id, new_message_id, pattern_name
 from app.bus.logging import DEBUG, INFO, WARNING, command_line
 from app.bus.metrics import CommandMetrics
 from app.bus.pipeline import Context, HandleMiddleware, SendMiddleware, applies, compose
@@ -32,6 +32,7 @@ from app.bus.retry import Retries
 from app.bus.sender import WENT_WRONG, Sender
 from app.bus.timeout import Deadlines, Expired, within
 from app.errors import AppError, Internal, Timeout, Unavailable
+from app.identity import Principal
 from app.metrics import metrics
 
 Handler = Callable[[Any, Context], Awaitable[Any]]

@@ -6,8 +6,9 @@ from typing import Any
 
 import msgspec
 
-from app.bus.envelope import Envelope, Principal
+from app.bus.envelope import Envelope
 from app.errors import AppError, ErrorData
+from app.identity import Principal
 
 _encoder = msgspec.msgpack.Encoder()
 _NOTHING = msgspec.Raw(_encoder.encode(None))

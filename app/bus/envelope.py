@@ -1,34 +1,21 @@
-"""What travels on the bus: the envelope, who sent it, and the pattern naming its handler."""
+"""What travels on the bus: the envelope (with the caller, `app.identity.Principal`) and the
+pattern naming its handler."""
 
 from __future__ import annotations
 
 import itertools
 import random
 from collections.abc import Mapping
-from enum import StrEnum
 from typing import Generic, TypeVar
 
 import msgspec
+
+from app.identity import Principal
 
 P = TypeVar("P")
 
 Pattern = Mapping[str, str]
 """A NestJS-style message pattern: `{"cmd": "events.submit"}`."""
-
-
-class Role(StrEnum):
-    USER = "USER"
-    MODERATOR = "MODERATOR"
-    ADMIN = "ADMIN"
-
-
-class Principal(msgspec.Struct, frozen=True, kw_only=True):
-    """The authenticated caller, established at the edge and carried with every command."""
-
-    user_id: str
-    organization_id: str
-    role: Role
-    email: str
 
 
 class Envelope(msgspec.Struct, Generic[P], frozen=True, kw_only=True):

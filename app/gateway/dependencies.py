@@ -14,11 +14,11 @@ from typing import Any
 from litestar import Request
 
 from app.bus.bus import Bus
-from app.bus.envelope import Principal
 from app.errors import Unauthorized
 from app.gateway.exchange import exchange_of
 from app.gateway.policy import RoutePolicies
 from app.gateway.ratelimit import RateLimits
+from app.identity import Principal
 
 
 @dataclass(frozen=True, slots=True)

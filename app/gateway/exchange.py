@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 
 from litestar.types import Scope
 
-from app.bus.envelope import Principal
 from app.correlation import SentCommand
+from app.identity import Principal
 
 EXCHANGE = "eventboard"
 """The scope key of the request's `Exchange`."""

@@ -17,9 +17,9 @@ import jwt
 import msgspec
 from litestar import Request
 
-from app.bus.envelope import Principal
 from app.errors import Unauthorized
 from app.gateway.exchange import exchange_of
+from app.identity import Principal
 from app.modules.auth.contracts import TokenClaims
 
 BEARER_SCHEME = "BearerToken"

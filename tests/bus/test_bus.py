@@ -9,11 +9,12 @@ import pytest
 
 from app import correlation
 from app.bus.bus import Bus, DuplicateRegistration, UnknownPattern
-from app.bus.envelope import Envelope, Principal, Role
+from app.bus.envelope import Envelope
 from app.bus.pipeline import Context
 from app.bus.testing import WireRoundTripTransport
 from app.bus.transports.local import LocalTransport
 from app.errors import AppError, Category, Conflict, FieldError, Internal, Invalid
+from app.identity import Principal, Role
 
 
 class Greet(msgspec.Struct, frozen=True, kw_only=True):

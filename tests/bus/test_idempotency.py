@@ -16,7 +16,6 @@ from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.bus.bus import Bus, Policy
-from app.bus.envelope import Principal, Role
 from app.bus.idempotency import (
     KEYS,
     IdempotencyMiddleware,
@@ -30,6 +29,7 @@ from app.clock import utcnow
 from app.database import Database, Query, open_database
 from app.db import create_engine, upgrade_to_head, write_transaction
 from app.errors import Conflict, Invalid, Mismatch, Timeout, Unavailable
+from app.identity import Principal, Role
 from tests.conftest import fresh_postgres_database
 
 ALICE = Principal(user_id="alice", organization_id="org", role=Role.USER, email="a@o.io")

@@ -8,8 +8,8 @@ import msgspec
 from msgspec import Meta
 
 from app.bus.contracts import SPACE, Contract, Timestamp, Uuid, checked, text
-from app.bus.envelope import Role
 from app.errors import Conflict, NotFound, Unauthorized
+from app.identity import Role
 
 _NOT_IN_EMAIL = rf"[^@{SPACE}\x00]+"
 EMAIL_PATTERN = rf"^{_NOT_IN_EMAIL}@{_NOT_IN_EMAIL}\.{_NOT_IN_EMAIL}$"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import msgspec
 
-from app.bus.envelope import Principal, Role
 from app.clock import to_wire
 from app.errors import FieldError, Invalid
+from app.identity import Principal, Role
 from app.modules.auth.contracts import (
     BCRYPT_MAX_BYTES,
     EmailTaken,

@@ -11,9 +11,9 @@ from datetime import datetime
 
 from sqlalchemy import Column, ForeignKey, Index, String, Table
 
-from app.bus.envelope import Role
 from app.clock import utcnow
 from app.db import Base, UTCDateTime
+from app.identity import Role
 
 
 def new_id() -> str:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 
-from app.bus.envelope import Principal, Role
 from app.clock import to_wire
+from app.identity import Principal, Role
 from app.modules.events.contracts import (
     ApproveEvent,
     CreateEvent,

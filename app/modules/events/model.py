@@ -16,10 +16,10 @@ from msgspec import UNSET
 from sqlalchemy import Column, Index, String, Table, Text
 
 from app.bus.contracts import CALENDAR_RULE, within_calendar
-from app.bus.envelope import Principal, Role
 from app.clock import utcnow
 from app.db import Base, UTCDateTime
 from app.errors import FieldError, Invalid
+from app.identity import Principal, Role
 from app.modules.events.contracts import (
     CreateEvent,
     EventChanges,

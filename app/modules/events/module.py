@@ -9,10 +9,10 @@ from typing import TypeVar
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.bus.bus import Bus
-from app.bus.envelope import Principal
 from app.bus.pipeline import Context
 from app.db import write_transaction
 from app.errors import Unauthorized
+from app.identity import Principal
 from app.modules.events import handlers, seed
 from app.modules.events.contracts import (
     ApproveEvent,

@@ -10,9 +10,9 @@ import jwt
 import pytest
 from sqlalchemy import func, select
 
-from app.bus.envelope import Principal, Role
 from app.database import Query
 from app.errors import Invalid
+from app.identity import Principal, Role
 from app.modules.auth import handlers
 from app.modules.auth.contracts import (
     EmailTaken,

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import func, select
 
-from app.bus.envelope import Principal, Role
 from app.database import Query
+from app.identity import Principal, Role
 from app.modules.events import handlers, repository
 from app.modules.events.contracts import (
     CreateEvent,

@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from app.bus.envelope import Principal, Role
 from app.errors import Forbidden, Invalid
+from app.identity import Principal, Role
 from app.modules.events.contracts import (
     CreateEvent,
     EventChanges,
