@@ -31,13 +31,14 @@ from app.bus.idempotency import IdempotencyMiddleware, purge_forever
 from app.bus.logging import DEBUG, INFO
 from app.bus.pipeline import HandleMiddleware, SendMiddleware
 from app.bus.retry import Retries
-from app.bus.testing import FaultMiddleware, WireRoundTripTransport
 from app.bus.tracing import HandleTracingMiddleware, SendTracingMiddleware
 from app.bus.transaction import TransactionMiddleware
 from app.bus.transports.local import LocalTransport
 from app.bus.transports.nats import NatsTransport, RoutingTransport
+from app.bus.transports.wire import WireRoundTripTransport
 from app.database import Database, open_database
 from app.db import create_engine, upgrade_to_head
+from app.faults import FaultMiddleware
 from app.gateway.health import Probes
 from app.gateway.http import create_gateway
 from app.gateway.ratelimit import RateLimits

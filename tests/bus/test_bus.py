@@ -11,8 +11,8 @@ from app import correlation
 from app.bus.bus import Bus, DuplicateRegistration, UnknownPattern
 from app.bus.envelope import Envelope
 from app.bus.pipeline import Context
-from app.bus.testing import WireRoundTripTransport
 from app.bus.transports.local import LocalTransport
+from app.bus.transports.wire import WireRoundTripTransport
 from app.errors import AppError, Category, Conflict, FieldError, Internal, Invalid
 from app.identity import Principal, Role
 

@@ -23,8 +23,8 @@ from app.bus.idempotency import (
     purge_forever,
 )
 from app.bus.pipeline import Context
-from app.bus.testing import WireRoundTripTransport
 from app.bus.transaction import TransactionMiddleware
+from app.bus.transports.wire import WireRoundTripTransport
 from app.clock import utcnow
 from app.database import Database, Query, open_database
 from app.db import create_engine, upgrade_to_head, write_transaction

@@ -19,9 +19,9 @@ from app.bus.envelope import Envelope
 from app.bus.pipeline import Context
 from app.bus.retry import Retries
 from app.bus.sender import Sender
-from app.bus.testing import WireRoundTripTransport
 from app.bus.transaction import TransactionMiddleware
 from app.bus.transports.local import LocalTransport
+from app.bus.transports.wire import WireRoundTripTransport
 from app.database import Database, Query, open_database
 from app.errors import Timeout
 

@@ -14,8 +14,8 @@ from sqlalchemy import text
 
 from app.bus.bus import Bus
 from app.bus.pipeline import Context
-from app.bus.testing import WireRoundTripTransport
 from app.bus.transaction import TransactionMiddleware
+from app.bus.transports.wire import WireRoundTripTransport
 from app.database import Database, Query, open_database
 from app.errors import Conflict
 

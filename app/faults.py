@@ -1,12 +1,6 @@
-"""Test and development aids: the wire round-trip transport, and fault injection.
-
-`WireRoundTripTransport`: in-process, but every envelope, result and error crosses the wire codec,
-so anything that could not cross a process boundary (an ORM row, a dict where a Struct belongs, an
-exception that is not an AppError) fails here exactly as it would over a real transport.
-
-`FaultMiddleware` (handle side, from `BUS_FAULTS`; refused in production): delays and errors per
-pattern, to see timeouts, retries and error handling work without stopping a real service.
-"""
+"""Fault injection (`BUS_FAULTS`; refused in production): delays and errors per command pattern,
+injected on the handle side, to see deadlines, retries and error handling work without stopping
+a real service. Wired in by the composition root; not part of the bus itself."""
 
 from __future__ import annotations
 
@@ -14,48 +8,14 @@ import asyncio
 import random
 import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import msgspec
 from loguru import logger
 
-from app.bus import codec
-from app.bus.bus import Outcome
 from app.bus.pipeline import Context, HandleNext
-from app.bus.transports.local import LocalTransport
 from app.database import sqlite_error
-from app.errors import AppError, Internal, Unavailable
+from app.errors import Unavailable
 from app.settings import Fault
-
-if TYPE_CHECKING:
-    from app.bus.envelope import Envelope
-
-
-class WireRoundTripTransport(LocalTransport):
-    async def request(self, envelope: Envelope[Any]) -> Outcome:
-        self._enter()
-        try:
-            return await self._round_trip(envelope)
-        finally:
-            self._leave()
-
-    async def _round_trip(self, envelope: Envelope[Any]) -> Outcome:
-        registration = self._bus.registration(envelope.pattern)
-        try:
-            incoming = codec.decode_envelope(
-                codec.encode_envelope(envelope), registration.payload_type
-            )
-        except msgspec.ValidationError as exc:
-            raise Internal(
-                f"payload of {envelope.pattern} does not fit its contract: {exc}"
-            ) from None
-        try:
-            outcome = await self._bus.dispatch(incoming)
-            reply = codec.encode_result(outcome.result, replayed=outcome.replayed)
-        except AppError as exc:
-            reply = codec.encode_error(exc.to_data())
-        result, replayed = codec.decode_reply(reply, registration.result_type)
-        return Outcome(result, replayed=replayed)
 
 
 class FaultMiddleware:
