@@ -1,7 +1,8 @@
 """Module boundaries, checked by import-linter's contracts in pyproject.toml.
 
-Modules are independent; layers run main > gateway > modules > bus > foundations; the gateway sees
-only the modules' contracts. A broken contract fails this test.
+Modules are independent; layers run worker > main > start-up > gateway > modules > bus > storage >
+foundations; inside a module, module > handlers > unit of work > repository > model > contracts;
+the gateway sees only the modules' contracts. A broken contract fails this test.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ def test_import_contracts_are_kept():
     )
 
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "3 kept, 0 broken" in result.stdout
+    assert "4 kept, 0 broken" in result.stdout
 
 
 def test_modules_own_prefixed_tables_with_no_cross_module_foreign_keys():
