@@ -219,7 +219,8 @@ def _message(name: str, annotation: Any, raw: str, value: Any) -> str:
         expected, got = mismatch.groups()
         if got == "null":
             return f"{name} must not be null"
-        return f"{name} must be {_TYPE_WORDS.get(expected, expected)}"
+        words = [_TYPE_WORDS.get(part, part) for part in expected.split(" | ")]
+        return f"{name} must be {' or '.join(words)}"
     nul = "matching regex" in raw and isinstance(value, str) and "\x00" in value
     custom = _custom_message(annotation, "nul_message" if nul else "message")
     if custom is not None:
