@@ -11,7 +11,6 @@ import gc
 import signal
 import sys
 import threading
-from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
@@ -25,20 +24,14 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from app import startup
-from app.bus.breaker import Breakers
+from app.bootstrap import build_bus
 from app.bus.bus import Bus
-from app.bus.idempotency import IdempotencyMiddleware, purge_forever
-from app.bus.logging import DEBUG, INFO
-from app.bus.pipeline import HandleMiddleware, SendMiddleware
-from app.bus.retry import Retries
-from app.bus.tracing import HandleTracingMiddleware, SendTracingMiddleware
-from app.bus.transaction import TransactionMiddleware
+from app.bus.idempotency import purge_forever
 from app.bus.transports.local import LocalTransport
 from app.bus.transports.nats import NatsTransport, RoutingTransport
 from app.bus.transports.wire import WireRoundTripTransport
-from app.database import Database, open_database
+from app.database import open_database
 from app.db import create_engine, upgrade_to_head
-from app.faults import FaultMiddleware
 from app.gateway.health import Probes
 from app.gateway.http import create_gateway
 from app.gateway.ratelimit import RateLimits
@@ -155,79 +148,6 @@ def create_app(
     )
     app.state.faults = parts.faults  # how many faults were injected, for tests and chaos reports
     return app
-
-
-@dataclass(frozen=True)
-class BusParts:
-    bus: Bus
-    breakers: Breakers
-    faults: FaultMiddleware | None
-    modules: set[str]
-
-
-def build_bus(
-    settings: Settings,
-    database: Database,
-    tracer_provider: TracerProvider | None = None,
-    *,
-    worker: bool = False,
-) -> BusParts:
-    """The bus with both sides and every module registered: the same in the app and in a worker
-    process, so a module behaves alike wherever it runs. A worker writes a line per command it
-    handles at INFO; in the app, commands are on the request's line and theirs are DEBUG."""
-    breakers = Breakers(
-        window=settings.breaker_window,
-        min_calls=settings.breaker_min_calls,
-        failure_rate=settings.breaker_failure_rate,
-        slow_call=settings.breaker_slow_call,
-        open_seconds=settings.breaker_open_seconds,
-        half_open_probes=settings.breaker_half_open_probes,
-    )
-    retries = Retries(
-        base_delay=settings.retry_base_delay,
-        multiplier=settings.retry_multiplier,
-        max_delay=settings.retry_max_delay,
-        budget_ratio=settings.retry_budget_ratio,
-        budget_min_per_second=settings.retry_budget_min_per_second,
-    )
-    faults = FaultMiddleware(settings.bus_faults) if settings.bus_faults else None
-    bus = Bus(
-        breakers=breakers,
-        retries=retries,
-        send_middleware=_send_middleware(tracer_provider),
-        handle_middleware=_handle_middleware(settings, database, tracer_provider, faults),
-        handled_level=INFO if worker else DEBUG,
-        slow_command=settings.slow_command_ms / 1000,
-        per_try=settings.per_try_timeout,
-    )
-    auth_module.register(bus, settings)
-    events_module.register(bus)
-    return BusParts(bus, breakers, faults, {"auth", "events"})
-
-
-def _send_middleware(tracer_provider: TracerProvider | None) -> list[SendMiddleware]:
-    if tracer_provider is None:
-        return []
-    return [SendTracingMiddleware(tracer_provider.get_tracer("eventboard.bus"))]
-
-
-def _handle_middleware(
-    settings: Settings,
-    database: Database,
-    tracer_provider: TracerProvider | None,
-    faults: FaultMiddleware | None,
-) -> list[HandleMiddleware]:
-    chain: list[HandleMiddleware] = []
-    if tracer_provider is not None:
-        chain.append(HandleTracingMiddleware(tracer_provider.get_tracer("eventboard.bus")))
-    chain += [
-        IdempotencyMiddleware(database, secret=settings.jwt_secret, ttl=settings.idempotency_ttl),
-        TransactionMiddleware(database),
-    ]
-    if faults is not None:
-        chain.append(faults)
-        logger.warning("fault injection is on: {}", [f.cmd for f in settings.bus_faults])
-    return chain
 
 
 def _tracer_provider(settings: Settings) -> TracerProvider | None:

@@ -141,10 +141,10 @@ def nats_url() -> str:
 async def nats_workers(settings: Settings, count: int = 1) -> AsyncIterator[list[Any]]:
     """`count` workers serving both modules over NATS, each with a bus of its own (as separate
     processes would have), on the settings' database."""
+    from app.bootstrap import build_bus
     from app.bus.transports.local import LocalTransport
     from app.bus.transports.nats import ModuleServer, connect
     from app.database import open_database
-    from app.main import build_bus
 
     servers: list[Any] = []
     clients = []

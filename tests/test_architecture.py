@@ -2,7 +2,8 @@
 
 Modules are independent; layers run worker > main > start-up > gateway > modules > bus > storage >
 foundations; inside a module, module > handlers > unit of work > repository > model > contracts;
-the gateway sees only the modules' contracts. A broken contract fails this test.
+the gateway sees only the modules' contracts; a worker never loads the HTTP process. A broken
+contract fails this test.
 """
 
 from __future__ import annotations
@@ -31,7 +32,25 @@ def test_import_contracts_are_kept():
     )
 
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "4 kept, 0 broken" in result.stdout
+    assert "5 kept, 0 broken" in result.stdout
+
+
+def test_a_worker_loads_neither_litestar_nor_the_gateway():
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, app.worker; print(sorted({m.split('.')[0] for m in sys.modules}"
+            " & {'litestar', 'uvicorn'}), 'app.gateway' in sys.modules)",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+
+    assert loaded.stdout.split() == ["[]", "False"]
 
 
 def test_modules_own_prefixed_tables_with_no_cross_module_foreign_keys():

@@ -14,6 +14,7 @@ from typing import Any
 import msgspec
 from litestar import Litestar, get
 
+from app.bootstrap import build_bus
 from app.bus.bus import Bus, Policy
 from app.bus.pipeline import Context
 from app.bus.transports.local import LocalTransport
@@ -22,7 +23,7 @@ from app.gateway.health import Probes
 from app.gateway.http import create_gateway
 from app.gateway.ratelimit import RateLimits
 from app.logging import configure_logging
-from app.main import _tune_gc, build_bus
+from app.main import _tune_gc
 from app.settings import Settings
 
 PING = {"cmd": "bench.ping"}

@@ -1,0 +1,110 @@
+"""The bus and the modules, wired: the same in the HTTP process (`app.main`) and in a worker
+(`app.worker`), so a module behaves alike wherever it runs. Nothing here knows about HTTP."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from loguru import logger
+from opentelemetry.sdk.trace import TracerProvider
+
+from app.bus.breaker import Breakers
+from app.bus.bus import Bus
+from app.bus.idempotency import IdempotencyMiddleware
+from app.bus.logging import DEBUG, INFO
+from app.bus.pipeline import HandleMiddleware, SendMiddleware
+from app.bus.retry import Retries
+from app.bus.tracing import HandleTracingMiddleware, SendTracingMiddleware
+from app.bus.transaction import TransactionMiddleware
+from app.database import Database
+from app.faults import FaultMiddleware
+from app.modules.auth import module as auth_module
+from app.modules.events import module as events_module
+from app.settings import Settings
+
+
+@dataclass(frozen=True)
+class BusParts:
+    bus: Bus
+    breakers: Breakers
+    faults: FaultMiddleware | None
+    modules: set[str]
+
+
+def build_bus(
+    settings: Settings,
+    database: Database,
+    tracer_provider: TracerProvider | None = None,
+    *,
+    worker: bool = False,
+) -> BusParts:
+    """The bus with both sides and every module registered: the same in the app and in a worker
+    process, so a module behaves alike wherever it runs. A worker writes a line per command it
+    handles at INFO; in the app, commands are on the request's line and theirs are DEBUG."""
+    breakers = Breakers(
+        window=settings.breaker_window,
+        min_calls=settings.breaker_min_calls,
+        failure_rate=settings.breaker_failure_rate,
+        slow_call=settings.breaker_slow_call,
+        open_seconds=settings.breaker_open_seconds,
+        half_open_probes=settings.breaker_half_open_probes,
+    )
+    retries = Retries(
+        base_delay=settings.retry_base_delay,
+        multiplier=settings.retry_multiplier,
+        max_delay=settings.retry_max_delay,
+        budget_ratio=settings.retry_budget_ratio,
+        budget_min_per_second=settings.retry_budget_min_per_second,
+    )
+    faults = FaultMiddleware(settings.bus_faults) if settings.bus_faults else None
+    bus = Bus(
+        breakers=breakers,
+        retries=retries,
+        send_middleware=_send_middleware(tracer_provider),
+        handle_middleware=_handle_middleware(settings, database, tracer_provider, faults),
+        handled_level=INFO if worker else DEBUG,
+        slow_command=settings.slow_command_ms / 1000,
+        per_try=settings.per_try_timeout,
+    )
+    auth_module.register(bus, settings)
+    events_module.register(bus)
+    return BusParts(bus, breakers, faults, {"auth", "events"})
+
+
+def _send_middleware(tracer_provider: TracerProvider | None) -> list[SendMiddleware]:
+    if tracer_provider is None:
+        return []
+    return [SendTracingMiddleware(tracer_provider.get_tracer("eventboard.bus"))]
+
+
+def _handle_middleware(
+    settings: Settings,
+    database: Database,
+    tracer_provider: TracerProvider | None,
+    faults: FaultMiddleware | None,
+) -> list[HandleMiddleware]:
+    """The handle side's chain, outermost first. Before it, `Bus.dispatch` refuses work whose
+    deadline has passed and runs the rest under the deadline; after it, the handler."""
+    tracing = (
+        HandleTracingMiddleware(tracer_provider.get_tracer("eventboard.bus"))
+        if tracer_provider is not None
+        else None
+    )
+    if faults is not None:
+        logger.warning("fault injection is on: {}", [f.cmd for f in settings.bus_faults])
+    chain: list[HandleMiddleware | None] = [
+        # 1. A span for the whole handling, its outcome included.
+        tracing,
+        # 2. Idempotency, outside the transaction: a replay opens no write transaction, and a
+        #    domain refusal is recorded in one of its own. A result is recorded *inside* the
+        #    command's transaction, by the record step it hands the transaction (see
+        #    bus/idempotency.py), so a committed change always has its record.
+        IdempotencyMiddleware(database, secret=settings.jwt_secret, ttl=settings.idempotency_ttl),
+        # 3. The command's transaction: committed when the handler returns, rolled back when it
+        #    raises or is cancelled at the deadline.
+        TransactionMiddleware(database),
+        # 4. Injected faults (BUS_FAULTS), inside the transaction, so an injected error rolls it
+        #    back as a real one would.
+        faults,
+    ]
+    return [middleware for middleware in chain if middleware is not None]
