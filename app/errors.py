@@ -105,6 +105,13 @@ class Unauthorized(AppError):
     default_message = "Unauthorized"
 
 
+class AuthenticationRequired(Unauthorized):
+    """No caller where one is needed: no bearer token at the edge, no principal on a command."""
+
+    default_code = "AUTH_REQUIRED"
+    default_message = "Authentication required"
+
+
 class Forbidden(AppError):
     category = Category.FORBIDDEN
     default_code = "FORBIDDEN"

@@ -14,6 +14,8 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from app.bus.envelope import Envelope
+from app.errors import AuthenticationRequired
+from app.identity import Principal
 
 if TYPE_CHECKING:
     from app.database import Transaction
@@ -34,6 +36,14 @@ class Context:
     """Sent from this process: the sender's own timeout cancels the work at the deadline."""
     tx: Transaction | None = None
     before_commit: list[BeforeCommit] | None = None
+
+    @property
+    def principal(self) -> Principal:
+        """The caller the command was sent for; AuthenticationRequired (401) when none was."""
+        principal = self.envelope.principal
+        if principal is None:
+            raise AuthenticationRequired()
+        return principal
 
 
 SendNext = Callable[[Envelope[Any]], Awaitable[Any]]

@@ -14,7 +14,7 @@ from typing import Any
 from litestar import Request
 
 from app.bus.bus import Bus
-from app.errors import Unauthorized
+from app.errors import AuthenticationRequired
 from app.gateway.exchange import exchange_of
 from app.gateway.policy import RoutePolicies
 from app.gateway.ratelimit import RateLimits
@@ -39,5 +39,5 @@ def principal_of(request: Request[Any, Any, Any]) -> Principal:
     """The caller, as the bearer check before the handler established it."""
     exchange = exchange_of(request.scope)
     if exchange is None or exchange.principal is None:
-        raise Unauthorized("Authentication required", code="AUTH_REQUIRED")
+        raise AuthenticationRequired()
     return exchange.principal

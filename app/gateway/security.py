@@ -17,7 +17,7 @@ import jwt
 import msgspec
 from litestar import Request
 
-from app.errors import Unauthorized
+from app.errors import AuthenticationRequired, Unauthorized
 from app.gateway.exchange import exchange_of
 from app.identity import Principal
 from app.modules.auth.contracts import TokenClaims
@@ -88,7 +88,7 @@ def authenticate(request: Request[Any, Any, Any]) -> None:
     caller goes on the request's `Exchange` (for the handler and the log line)."""
     header = request.headers.get("authorization")
     if not header:
-        raise Unauthorized("Authentication required", code="AUTH_REQUIRED")
+        raise AuthenticationRequired()
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("Invalid token", code="INVALID_TOKEN")

@@ -7,7 +7,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.bus.bus import Bus
 from app.bus.pipeline import Context
 from app.db import write_transaction
-from app.errors import Unauthorized
 from app.modules.auth import handlers, seed
 from app.modules.auth.contracts import GetMe, LogIn, LoginView, MeView, SignUp, SignUpView
 from app.modules.auth.passwords import PasswordHasher
@@ -29,10 +28,7 @@ def register(bus: Bus, settings: Settings) -> None:
         return await handlers.log_in(cmd, _uow(context), passwords, tokens)
 
     async def get_me(cmd: GetMe, context: Context) -> MeView:
-        principal = context.envelope.principal
-        if principal is None:
-            raise Unauthorized("Authentication required", code="AUTH_REQUIRED")
-        return await handlers.get_me(cmd, _uow(context), principal)
+        return await handlers.get_me(cmd, _uow(context), context.principal)
 
     bus.register({"cmd": "auth.signup"}, SignUp, sign_up)
     bus.register({"cmd": "auth.login"}, LogIn, log_in, read_only=True)

@@ -11,7 +11,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.bus.bus import Bus
 from app.bus.pipeline import Context
 from app.db import write_transaction
-from app.errors import Unauthorized
 from app.identity import Principal
 from app.modules.events import handlers, seed
 from app.modules.events.contracts import (
@@ -53,9 +52,7 @@ def _bind(
 
     @functools.wraps(handler)
     async def run(cmd: C, context: Context) -> R:
-        principal = context.envelope.principal
-        if principal is None:
-            raise Unauthorized("Authentication required", code="AUTH_REQUIRED")
+        principal = context.principal
         assert context.tx is not None, "events handlers run inside the transaction middleware"
         return await handler(cmd, EventsUnitOfWork(context.tx), principal)
 
