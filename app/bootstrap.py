@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 from loguru import logger
 from opentelemetry.sdk.trace import TracerProvider
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.bus.breaker import Breakers
 from app.bus.bus import Bus
@@ -23,12 +25,29 @@ from app.modules.events import module as events_module
 from app.settings import Settings
 
 
+class RunningModule(Protocol):
+    """What each module's `register` returns: the module while it serves."""
+
+    async def seed_demo_data(self, engine: AsyncEngine) -> None: ...
+
+    def close(self) -> None: ...
+
+
 @dataclass(frozen=True)
 class BusParts:
     bus: Bus
     breakers: Breakers
     faults: FaultMiddleware | None
-    modules: set[str]
+    running: dict[str, RunningModule]
+    """Each module while it serves: the app and a worker seed and close them alike."""
+
+    @property
+    def modules(self) -> set[str]:
+        return set(self.running)
+
+    def close(self) -> None:
+        for module in self.running.values():
+            module.close()
 
 
 def build_bus(
@@ -66,9 +85,11 @@ def build_bus(
         slow_command=settings.slow_command_ms / 1000,
         per_try=settings.per_try_timeout,
     )
-    auth_module.register(bus, settings)
-    events_module.register(bus)
-    return BusParts(bus, breakers, faults, {"auth", "events"})
+    running: dict[str, RunningModule] = {
+        "auth": auth_module.register(bus, settings),
+        "events": events_module.register(bus, settings),
+    }
+    return BusParts(bus, breakers, faults, running)
 
 
 def _send_middleware(tracer_provider: TracerProvider | None) -> list[SendMiddleware]:

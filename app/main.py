@@ -37,7 +37,6 @@ from app.gateway.http import create_gateway
 from app.gateway.ratelimit import RateLimits
 from app.logging import configure_logging
 from app.modules.auth import module as auth_module
-from app.modules.events import module as events_module
 from app.settings import Settings, SettingsError
 
 TRACER_SHUTDOWN_SECONDS = 3.0
@@ -98,8 +97,8 @@ def create_app(
         if not settings.is_production:
             await upgrade_to_head(engine)
         if settings.seed_demo_data:
-            await auth_module.seed_demo_data(engine, settings)
-            await events_module.seed_demo_data(engine)
+            for module in parts.running.values():
+                await module.seed_demo_data(engine)
         await database.open()
         if remote is not None:
             await remote.open()
@@ -132,6 +131,7 @@ def create_app(
         if tracer_provider is not None:
             await _shutdown_tracing(tracer_provider)
         await database.close()
+        parts.close()
         await engine.dispose()
         await probe_engine.dispose()
         restore_signal()

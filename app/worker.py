@@ -36,7 +36,8 @@ async def serve(modules: list[str], settings: Settings, stop: asyncio.Event) -> 
     await engine.dispose()
     database = open_database(settings.database_url)
     await database.open()
-    bus = build_bus(settings, database, worker=True).bus
+    parts = build_bus(settings, database, worker=True)
+    bus = parts.bus
     bus.connect(LocalTransport(bus))  # what a handler sends itself stays in this process
     client = await connect(settings.nats_url, f"eventboard-worker-{'+'.join(modules)}")
     servers = [ModuleServer(bus, client, module) for module in modules]
@@ -49,6 +50,7 @@ async def serve(modules: list[str], settings: Settings, stop: asyncio.Event) -> 
         await server.drain(settings.shutdown_grace_seconds)
     await client.close()
     await database.close()
+    parts.close()
     logger.info("worker stopped")
 
 

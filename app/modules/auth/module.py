@@ -1,6 +1,9 @@
-"""The auth module's one entry point: its bus patterns, and its demo data."""
+"""The auth module's one entry point: `register` puts its handlers on the bus and returns the
+module while it runs (its demo data, and what `close` releases)."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -15,7 +18,21 @@ from app.modules.auth.uow import AuthUnitOfWork
 from app.settings import Settings
 
 
-def register(bus: Bus, settings: Settings) -> None:
+@dataclass(frozen=True)
+class Running:
+    """The module while it serves: what it holds until the process stops (bcrypt's threads)."""
+
+    passwords: PasswordHasher
+
+    async def seed_demo_data(self, engine: AsyncEngine) -> None:
+        async with write_transaction(engine) as session:
+            await seed.seed(session, self.passwords)
+
+    def close(self) -> None:
+        self.passwords.close()
+
+
+def register(bus: Bus, settings: Settings) -> Running:
     passwords = PasswordHasher(
         settings.bcrypt_rounds, settings.bcrypt_threads, max_wait=settings.bcrypt_max_wait
     )
@@ -33,17 +50,13 @@ def register(bus: Bus, settings: Settings) -> None:
     bus.register({"cmd": "auth.signup"}, SignUp, sign_up)
     bus.register({"cmd": "auth.login"}, LogIn, log_in, read_only=True)
     bus.register({"cmd": "auth.getMe"}, GetMe, get_me, read_only=True)
+    return Running(passwords)
 
 
 def demo_logins() -> str:
     """The seeded accounts, as a developer needs them to try the API."""
     accounts = ", ".join(f"{u['email']} ({u['role']})" for u in seed.USERS)
     return f"{accounts}; password {seed.DEMO_PASSWORD}"
-
-
-async def seed_demo_data(engine: AsyncEngine, settings: Settings) -> None:
-    async with write_transaction(engine) as session:
-        await seed.seed(session, PasswordHasher(settings.bcrypt_rounds, settings.bcrypt_threads))
 
 
 def _uow(context: Context) -> AuthUnitOfWork:

@@ -1,9 +1,11 @@
-"""The events module's one entry point: its bus patterns, and its demo data."""
+"""The events module's one entry point: `register` puts its handlers on the bus and returns the
+module while it runs (its demo data)."""
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -24,12 +26,25 @@ from app.modules.events.contracts import (
     UpdateEvent,
 )
 from app.modules.events.uow import EventsUnitOfWork
+from app.settings import Settings
 
 C = TypeVar("C")
 R = TypeVar("R")
 
 
-def register(bus: Bus) -> None:
+@dataclass(frozen=True)
+class Running:
+    """The module while it serves (it holds nothing that needs closing)."""
+
+    async def seed_demo_data(self, engine: AsyncEngine) -> None:
+        async with write_transaction(engine) as session:
+            await seed.seed(session)
+
+    def close(self) -> None:
+        pass
+
+
+def register(bus: Bus, settings: Settings) -> Running:
     bus.register({"cmd": "events.create"}, CreateEvent, _bind(handlers.create_event))
     bus.register({"cmd": "events.findAll"}, ListEvents, _bind(handlers.list_events), read_only=True)
     bus.register({"cmd": "events.findOne"}, FindEvent, _bind(handlers.find_event), read_only=True)
@@ -38,11 +53,7 @@ def register(bus: Bus) -> None:
     bus.register({"cmd": "events.submit"}, SubmitEvent, _bind(handlers.submit_event))
     bus.register({"cmd": "events.approve"}, ApproveEvent, _bind(handlers.approve_event))
     bus.register({"cmd": "events.reject"}, RejectEvent, _bind(handlers.reject_event))
-
-
-async def seed_demo_data(engine: AsyncEngine) -> None:
-    async with write_transaction(engine) as session:
-        await seed.seed(session)
+    return Running()
 
 
 def _bind(
@@ -59,4 +70,4 @@ def _bind(
     return run
 
 
-__all__ = ["register", "seed_demo_data"]
+__all__ = ["Running", "register"]
