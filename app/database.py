@@ -62,7 +62,7 @@ class DuplicateRow(Exception):
 
 class NothingChanged(Exception):
     """A deferred statement that had to change a row changed none: the transaction rolled back.
-    `query` says which statement it was."""
+    Callers pass a subclass of their own to `defer(..., unchanged=...)` and catch that."""
 
     def __init__(self, query: Query) -> None:
         super().__init__("a statement that had to change a row changed none")
@@ -135,12 +135,17 @@ class Transaction(Protocol):
         ...
 
     async def defer(
-        self, query: Query, params: Params | None = None, *, must_change: bool = False
+        self,
+        query: Query,
+        params: Params | None = None,
+        *,
+        unchanged: type[NothingChanged] | None = None,
     ) -> None:
         """Run a statement whose answer the command does not need at the latest at commit, in
         order with the others (on SQLite, in the same hop as the next statement or the COMMIT).
-        Its errors, or with `must_change`, `NothingChanged` if it changed no row, surface then
-        and roll the transaction back."""
+        Its errors, or `unchanged` (a NothingChanged class: the caller's own, so it knows the
+        statement by its type) if it changed no row, surface then and roll the transaction
+        back."""
         ...
 
 
@@ -223,10 +228,14 @@ class _TracedTransaction:
             return await self._inner.execute(query, params)
 
     async def defer(
-        self, query: Query, params: Params | None = None, *, must_change: bool = False
+        self,
+        query: Query,
+        params: Params | None = None,
+        *,
+        unchanged: type[NothingChanged] | None = None,
     ) -> None:
         with self._span(query):
-            await self._inner.defer(query, params, must_change=must_change)
+            await self._inner.defer(query, params, unchanged=unchanged)
 
 
 class _Committing:
@@ -473,7 +482,8 @@ def _checkpoint(db: sqlite3.Connection) -> None:
     db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
 
-Pending = list[tuple[str, tuple[Any, ...], "Query | None"]]
+Pending = list[tuple[str, tuple[Any, ...], "tuple[Query, type[NothingChanged]] | None"]]
+"""Deferred statements: SQL, arguments, and for one that must change a row, what to raise."""
 """Deferred statements: SQL, arguments, and the query itself when it must change a row."""
 
 
@@ -482,7 +492,7 @@ def _flush(db: sqlite3.Connection, begin: str | None, pending: Pending) -> None:
         db.execute(begin)
     for sql, args, required in pending:
         if db.execute(sql, args).rowcount == 0 and required is not None:
-            raise NothingChanged(required)
+            raise required[1](required[0])
 
 
 def _fetch(
@@ -602,11 +612,15 @@ class _SqliteWrite(_Committing):
         return changed
 
     async def defer(
-        self, query: Query, params: Params | None = None, *, must_change: bool = False
+        self,
+        query: Query,
+        params: Params | None = None,
+        *,
+        unchanged: type[NothingChanged] | None = None,
     ) -> None:
         compiled = query.compiled("sqlite")
         args = _sqlite_args(compiled, params)
-        self._pending.append((compiled.sql, args, query if must_change else None))
+        self._pending.append((compiled.sql, args, (query, unchanged) if unchanged else None))
 
     async def end(self, *, commit: bool) -> None:
         pending = self._take_pending() if commit else []
@@ -710,7 +724,11 @@ class _SqliteRead:
         raise RuntimeError("a read-only command cannot change the database")
 
     async def defer(
-        self, query: Query, params: Params | None = None, *, must_change: bool = False
+        self,
+        query: Query,
+        params: Params | None = None,
+        *,
+        unchanged: type[NothingChanged] | None = None,
     ) -> None:
         raise RuntimeError("a read-only command cannot change the database")
 
@@ -843,11 +861,15 @@ class _PgTransaction(_Committing):
         return int(found.group(1)) if found else 0
 
     async def defer(
-        self, query: Query, params: Params | None = None, *, must_change: bool = False
+        self,
+        query: Query,
+        params: Params | None = None,
+        *,
+        unchanged: type[NothingChanged] | None = None,
     ) -> None:
         """Runs at once (a round trip to PostgreSQL either way)."""
-        if await self.execute(query, params) == 0 and must_change:
-            raise NothingChanged(query)
+        if await self.execute(query, params) == 0 and unchanged is not None:
+            raise unchanged(query)
 
     async def end(self, *, commit: bool) -> None:
         connection, self._connection = self._connection, None

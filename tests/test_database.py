@@ -176,7 +176,7 @@ async def test_deferred_writes_commit_together_or_not_at_all(database: Database)
     with pytest.raises(NothingChanged) as raised:
         async with database.transaction(write=True) as tx:
             await tx.defer(INSERT, {"v": 4})
-            await tx.defer(bump, {"v": 99}, must_change=True)  # no such row
+            await tx.defer(bump, {"v": 99}, unchanged=NothingChanged)  # no such row
     assert raised.value.query is bump
     assert await count(database) == 2
 

@@ -160,6 +160,10 @@ class _Running:
     deadline: float
 
 
+class RecordedElsewhere(NothingChanged):
+    """The record step changed no row at commit: another process recorded the key first."""
+
+
 class IdempotencyMiddleware:
     def __init__(self, database: Database, *, secret: str, ttl: float) -> None:
         self._database = database
@@ -203,14 +207,13 @@ class IdempotencyMiddleware:
 
         async def record(tx: Transaction, result: Any) -> None:
             reply = codec.encode_result(result)
-            await tx.defer(_RECORD_KEY, self._row(scope, fingerprint, reply), must_change=True)
+            row = self._row(scope, fingerprint, reply)
+            await tx.defer(_RECORD_KEY, row, unchanged=RecordedElsewhere)
 
         context.before_commit = [*(context.before_commit or ()), record]
         try:
             result = await call_next(context)
-        except NothingChanged as unchanged:
-            if unchanged.query is not _RECORD_KEY:
-                raise
+        except RecordedElsewhere:
             # Another process recorded this key first: this command's change rolled back.
             return await self._replay_stored(scope, fingerprint, context)
         except AppError as error:
