@@ -32,7 +32,7 @@ from app.bus.transports.nats import NatsTransport, RoutingTransport
 from app.bus.transports.wire import WireRoundTripTransport
 from app.database import open_database
 from app.db import create_engine, upgrade_to_head
-from app.gateway.health import Probes
+from app.gateway.controllers.health import Probes
 from app.gateway.http import create_gateway
 from app.gateway.ratelimit import RateLimits
 from app.logging import configure_logging

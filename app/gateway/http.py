@@ -25,11 +25,11 @@ from opentelemetry.sdk.trace import TracerProvider
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from app.bus.bus import Bus
-from app.gateway.auth import AuthController
+from app.gateway.controllers.auth import AuthController
+from app.gateway.controllers.events import EventsController
+from app.gateway.controllers.health import HealthController, Probes
 from app.gateway.dependencies import Gateway
 from app.gateway.edge import NOT_MEASURED, Edge
-from app.gateway.events import EventsController
-from app.gateway.health import HealthController, Probes
 from app.gateway.openapi import ContractJsonPlugin, ContractSwaggerPlugin, Publisher
 from app.gateway.policy import RoutePolicies
 from app.gateway.problems import EXCEPTION_HANDLERS

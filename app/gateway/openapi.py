@@ -26,7 +26,7 @@ from litestar import Litestar, Request
 from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
 from litestar.routes import HTTPRoute
 
-from app.gateway.health import HealthReport, Liveness
+from app.gateway.controllers.health import HealthReport, Liveness
 from app.gateway.idempotency import HEADER, KEY_PATTERN, REPLAYED_HEADER
 from app.gateway.problems import Problem
 from app.gateway.validation import QUERY_OPT

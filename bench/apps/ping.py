@@ -19,7 +19,7 @@ from app.bus.bus import Bus, Policy
 from app.bus.pipeline import Context
 from app.bus.transports.local import LocalTransport
 from app.database import open_database
-from app.gateway.health import Probes
+from app.gateway.controllers.health import Probes
 from app.gateway.http import create_gateway
 from app.gateway.ratelimit import RateLimits
 from app.logging import configure_logging

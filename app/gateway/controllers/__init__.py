@@ -1,0 +1,1 @@
+"""HTTP -> command -> bus -> view: one controller per resource, nothing else in them."""
