@@ -53,7 +53,7 @@ PRINCIPAL = Principal(
     organization_id="00000000-0000-0000-0000-0000000000bb",
 )
 PING = {"cmd": "bench.ping"}
-POLICY = Policy(timeout=5.0, attempts=3, read=True)
+POLICY = Policy(timeout=5.0, attempts=3)
 
 
 async def measure(commands: int, runs: int, log_level: str = "INFO") -> dict[str, Any]:

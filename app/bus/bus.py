@@ -24,6 +24,7 @@ from loguru import logger
 
 from app import correlation
 from app.bus.breaker import Breakers
+from app.bus.contracts import Command
 from app.bus.envelope import Envelope, Pattern, new_id, new_message_id, pattern_name
 from app.bus.logging import DEBUG, INFO, WARNING, command_line
 from app.bus.metrics import CommandMetrics
@@ -40,12 +41,11 @@ Handler = Callable[[Any, Context], Awaitable[Any]]
 
 @dataclass(frozen=True, slots=True)
 class Policy:
-    """How long the caller waits in total, how many attempts it may make, and whether the command
-    is a read (a read may be retried even when an attempt may already have run)."""
+    """How long the caller waits in total, and how many attempts it may make. Whether an attempt
+    that may have run can be repeated is the command's own fact, from its registration."""
 
     timeout: float = 10.0
     attempts: int = 1
-    read: bool = False
 
 
 DEFAULT_POLICY = Policy()
@@ -58,6 +58,8 @@ class Registration:
     result_type: Any
     handler: Handler
     read_only: bool
+    retry_safe: bool
+    """An attempt that timed out (and may have run) may be sent again."""
     chain: Callable[[Context], Awaitable[Any]]
     """The handle-side middleware that applies to this pattern, around its handler."""
     metrics: CommandMetrics = field(init=False)
@@ -136,15 +138,36 @@ class Bus:
         handler: Handler,
         *,
         read_only: bool = False,
+        retry_after_timeout: bool | None = None,
     ) -> None:
-        """Register the handler of a pattern. The result type is the handler's return annotation."""
+        """Register the handler of a pattern. The result type is the handler's return annotation.
+        A read-only command may be sent again after a timeout unless `retry_after_timeout` says
+        otherwise; a write only with an idempotency key. Modules register by their declared
+        `Command`s (`handle`)."""
         name = pattern_name(pattern)
         if name in self._registrations:
             raise DuplicateRegistration(f"pattern {name!r} is already registered")
         result_type = typing.get_type_hints(inspect.unwrap(handler)).get("return", Any)
         layers = [m for m in self._handle_middleware if applies(m, name, read_only)]
+        retry_safe = read_only if retry_after_timeout is None else retry_after_timeout
         self._registrations[name] = Registration(
-            name, payload_type, result_type, handler, read_only, compose(layers, _ending(handler))
+            name,
+            payload_type,
+            result_type,
+            handler,
+            read_only,
+            retry_safe,
+            compose(layers, _ending(handler)),
+        )
+
+    def handle(self, command: Command, handler: Handler) -> None:
+        """Register the handler of a command as its module's contracts declare it."""
+        self.register(
+            command.pattern,
+            command.payload,
+            handler,
+            read_only=command.read,
+            retry_after_timeout=command.retry_after_timeout,
         )
 
     def registration(self, name: str) -> Registration:
@@ -218,8 +241,10 @@ class Bus:
         causation_id = correlation.message_id.get()
         if not self.accepting and causation_id is None:
             raise ShuttingDown(retry_after=1.0)
+        name = pattern_name(pattern)
+        registration = self._registrations.get(name)
         return Envelope(
-            pattern=pattern_name(pattern),
+            pattern=name,
             payload=payload,
             message_id=new_message_id(),
             correlation_id=correlation_id or correlation.correlation_id.get() or new_id(),
@@ -228,7 +253,7 @@ class Bus:
             idempotency_key=idempotency_key,
             deadline=time.time() + policy.timeout,
             max_attempts=policy.attempts,
-            read=policy.read,
+            read=registration is not None and registration.retry_safe,
         )
 
     async def dispatch(self, envelope: Envelope[Any], *, local: bool = False) -> Outcome:

@@ -4,6 +4,7 @@ constrained text fields carrying their own error messages for the gateway to rep
 from __future__ import annotations
 
 import typing
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any
 
@@ -30,6 +31,31 @@ SPACE_CHARS = (
 differ, and JSON Schema patterns are ECMA-262)."""
 SPACE = "".join(f"\\u{ord(c):04x}" for c in SPACE_CHARS)
 """The same characters as the body of a regex character class, read alike by both dialects."""
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """A command as its module declares it, once, in its `contracts.py`: the gateway sends it by
+    this declaration and the module registers its handler by it, so the two cannot disagree.
+
+    `read`: the command changes nothing (a read-only transaction, no idempotency record), and an
+    attempt that timed out may be sent again. `retry_after_timeout` overrides the second half
+    for a read that must not be repeated (a login: CPU-heavy, and a retry under overload is how
+    overload grows)."""
+
+    name: str
+    payload: type[Any]
+    read: bool = False
+    retry_after_timeout: bool | None = None
+
+    @property
+    def pattern(self) -> dict[str, str]:
+        """The NestJS-style pattern, `{"cmd": "events.submit"}`."""
+        return {"cmd": self.name}
+
+    @property
+    def retry_safe(self) -> bool:
+        return self.read if self.retry_after_timeout is None else self.retry_after_timeout
 
 
 Uuid = Annotated[str, Meta(extra_json_schema={"format": "uuid"})]

@@ -27,7 +27,7 @@ from app.main import _tune_gc
 from app.settings import Settings
 
 PING = {"cmd": "bench.ping"}
-POLICY = Policy(timeout=5.0, attempts=3, read=True)
+POLICY = Policy(timeout=5.0, attempts=3)
 
 
 class Ping(msgspec.Struct, frozen=True):

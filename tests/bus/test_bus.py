@@ -9,6 +9,7 @@ import pytest
 
 from app import correlation
 from app.bus.bus import Bus, DuplicateRegistration, UnknownPattern
+from app.bus.contracts import Command
 from app.bus.envelope import Envelope
 from app.bus.pipeline import Context
 from app.bus.transports.local import LocalTransport
@@ -231,3 +232,31 @@ async def test_handle_middleware_that_applies_to_some_patterns_runs_only_for_the
     await bus.send({"cmd": "greet.hello"}, Greet(name="w"))
 
     assert calls == ["greet.hello"]
+
+
+@pytest.mark.parametrize(
+    ("command", "retry_safe"),
+    [
+        (Command("greet.write", Greet), False),
+        (Command("greet.read", Greet, read=True), True),
+        (Command("greet.login", Greet, read=True, retry_after_timeout=False), False),
+    ],
+)
+async def test_whether_a_timed_out_attempt_may_be_repeated_is_the_commands_declaration(
+    command: Command, retry_safe: bool
+):
+    """The sender does not say it (a route could say it wrongly): the declaration the module
+    registered by does, and the envelope carries it to the retry logic."""
+    seen: list[Envelope[Any]] = []
+
+    async def record(cmd: Greet, context: Context) -> Greeting:
+        seen.append(context.envelope)
+        return await greet(cmd, context)
+
+    bus = Bus()
+    bus.handle(command, record)
+    bus.connect(LocalTransport(bus))
+
+    await bus.send(command.pattern, Greet(name="ada"))
+
+    assert seen[0].read is retry_safe

@@ -13,6 +13,9 @@ from app.gateway.problems import problem_responses
 from app.gateway.ratelimit import client_of
 from app.gateway.security import AUTHENTICATED, BEARER_SCHEME
 from app.modules.auth.contracts import (
+    GET_ME,
+    LOG_IN,
+    SIGN_UP,
     GetMe,
     LogIn,
     LoginView,
@@ -44,7 +47,7 @@ class AuthController(Controller):
         gateway = gateway_of(request)
         async with gateway.limits.password_check(client_of(request.scope)):
             outcome = await gateway.bus.call(
-                {"cmd": "auth.signup"},
+                SIGN_UP.pattern,
                 data,
                 idempotency_key=idempotency_key,
                 policy=gateway.policies.signup,
@@ -72,7 +75,7 @@ class AuthController(Controller):
             gateway.limits.password_check(client),
         ):
             view: LoginView = await gateway.bus.send(
-                {"cmd": "auth.login"}, data, policy=gateway.policies.login
+                LOG_IN.pattern, data, policy=gateway.policies.login
             )
         return view
 
@@ -87,7 +90,7 @@ class AuthController(Controller):
     async def me(self, request: Request[Any, Any, Any]) -> MeView:
         gateway = gateway_of(request)
         view: MeView = await gateway.bus.send(
-            {"cmd": "auth.getMe"},
+            GET_ME.pattern,
             GetMe(),
             principal=principal_of(request),
             policy=gateway.policies.me,

@@ -8,13 +8,22 @@ from typing import Annotated, Any
 from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
+from app.bus.contracts import Command
 from app.gateway.dependencies import gateway_of, principal_of
 from app.gateway.idempotency import IdempotencyKey, replied
 from app.gateway.problems import problem_responses
 from app.gateway.security import AUTHENTICATED, BEARER_SCHEME
 from app.gateway.validation import QUERY_OPT
 from app.modules.events.contracts import (
+    APPROVE_EVENT,
+    CREATE_EVENT,
+    DELETE_EVENT,
+    FIND_EVENT,
+    LIST_EVENTS,
     MAX_PAGE,
+    REJECT_EVENT,
+    SUBMIT_EVENT,
+    UPDATE_EVENT,
     ApproveEvent,
     CreateEvent,
     DeleteEvent,
@@ -51,7 +60,7 @@ class EventsController(Controller):
         data: JSONBody[CreateEvent],
         idempotency_key: IdempotencyKey = None,
     ) -> Response[EventView]:
-        return await _write(request, "events.create", data, idempotency_key, 201)
+        return await _write(request, CREATE_EVENT, data, idempotency_key, 201)
 
     @get(
         "/",
@@ -97,7 +106,7 @@ class EventsController(Controller):
         )
         gateway = gateway_of(request)
         result: EventPage = await gateway.bus.send(
-            {"cmd": "events.findAll"},
+            LIST_EVENTS.pattern,
             query,
             principal=principal_of(request),
             policy=gateway.policies.list,
@@ -113,7 +122,7 @@ class EventsController(Controller):
     async def find(self, request: Request[Any, Any, Any], event_id: FromPath[str]) -> EventView:
         gateway = gateway_of(request)
         view: EventView = await gateway.bus.send(
-            {"cmd": "events.findOne"},
+            FIND_EVENT.pattern,
             FindEvent(event_id=event_id),
             principal=principal_of(request),
             policy=gateway.policies.read_one,
@@ -134,7 +143,7 @@ class EventsController(Controller):
         idempotency_key: IdempotencyKey = None,
     ) -> Response[EventView]:
         command = UpdateEvent(event_id=event_id, changes=data)
-        return await _write(request, "events.update", command, idempotency_key)
+        return await _write(request, UPDATE_EVENT, command, idempotency_key)
 
     @delete(
         "/{event_id:str}",
@@ -150,7 +159,7 @@ class EventsController(Controller):
         idempotency_key: IdempotencyKey = None,
     ) -> Response[None]:
         command = DeleteEvent(event_id=event_id)
-        return await _write(request, "events.delete", command, idempotency_key, 204)
+        return await _write(request, DELETE_EVENT, command, idempotency_key, 204)
 
     @post(
         "/{event_id:str}/submit",
@@ -166,7 +175,7 @@ class EventsController(Controller):
         idempotency_key: IdempotencyKey = None,
     ) -> Response[EventView]:
         command = SubmitEvent(event_id=event_id)
-        return await _write(request, "events.submit", command, idempotency_key)
+        return await _write(request, SUBMIT_EVENT, command, idempotency_key)
 
     @post(
         "/{event_id:str}/approve",
@@ -182,7 +191,7 @@ class EventsController(Controller):
         idempotency_key: IdempotencyKey = None,
     ) -> Response[EventView]:
         command = ApproveEvent(event_id=event_id)
-        return await _write(request, "events.approve", command, idempotency_key)
+        return await _write(request, APPROVE_EVENT, command, idempotency_key)
 
     @post(
         "/{event_id:str}/reject",
@@ -199,19 +208,19 @@ class EventsController(Controller):
         idempotency_key: IdempotencyKey = None,
     ) -> Response[EventView]:
         command = RejectEvent(event_id=event_id, reason=data.reason)
-        return await _write(request, "events.reject", command, idempotency_key)
+        return await _write(request, REJECT_EVENT, command, idempotency_key)
 
 
 async def _write(
     request: Request[Any, Any, Any],
-    cmd: str,
+    command: Command,
     payload: object,
     idempotency_key: str | None,
     status_code: int = 200,
 ) -> Response[Any]:
     gateway = gateway_of(request)
     outcome = await gateway.bus.call(
-        {"cmd": cmd},
+        command.pattern,
         payload,
         principal=principal_of(request),
         idempotency_key=idempotency_key,

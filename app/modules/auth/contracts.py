@@ -7,7 +7,7 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta
 
-from app.bus.contracts import SPACE, Contract, Timestamp, Uuid, checked, text
+from app.bus.contracts import SPACE, Command, Contract, Timestamp, Uuid, checked, text
 from app.errors import Conflict, NotFound, Unauthorized
 from app.identity import Role
 
@@ -94,6 +94,15 @@ class LogIn(Contract, frozen=True, kw_only=True):
 
 class GetMe(Contract, frozen=True, kw_only=True):
     pass
+
+
+# Commands, as the gateway sends them and the module registers them
+
+SIGN_UP = Command("auth.signup", SignUp)
+LOG_IN = Command("auth.login", LogIn, read=True, retry_after_timeout=False)
+"""A login changes nothing, but is never sent again after a timeout: it is CPU-heavy, and
+retrying it under overload is how overload grows."""
+GET_ME = Command("auth.getMe", GetMe, read=True)
 
 
 # Views

@@ -11,7 +11,17 @@ from app.bus.bus import Bus
 from app.bus.pipeline import Context
 from app.db import write_transaction
 from app.modules.auth import handlers, seed
-from app.modules.auth.contracts import GetMe, LogIn, LoginView, MeView, SignUp, SignUpView
+from app.modules.auth.contracts import (
+    GET_ME,
+    LOG_IN,
+    SIGN_UP,
+    GetMe,
+    LogIn,
+    LoginView,
+    MeView,
+    SignUp,
+    SignUpView,
+)
 from app.modules.auth.passwords import PasswordHasher
 from app.modules.auth.tokens import TokenIssuer
 from app.modules.auth.uow import AuthUnitOfWork
@@ -47,9 +57,9 @@ def register(bus: Bus, settings: Settings) -> Running:
     async def get_me(cmd: GetMe, context: Context) -> MeView:
         return await handlers.get_me(cmd, _uow(context), context.principal)
 
-    bus.register({"cmd": "auth.signup"}, SignUp, sign_up)
-    bus.register({"cmd": "auth.login"}, LogIn, log_in, read_only=True)
-    bus.register({"cmd": "auth.getMe"}, GetMe, get_me, read_only=True)
+    bus.handle(SIGN_UP, sign_up)
+    bus.handle(LOG_IN, log_in)
+    bus.handle(GET_ME, get_me)
     return Running(passwords)
 
 

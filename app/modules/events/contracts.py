@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from msgspec import UNSET, Meta, UnsetType
 
-from app.bus.contracts import YEARS, Contract, Timestamp, Uuid, text
+from app.bus.contracts import YEARS, Command, Contract, Timestamp, Uuid, text
 from app.errors import Conflict, Forbidden, NotFound
 
 
@@ -149,6 +149,18 @@ class ListEvents(Contract, frozen=True, kw_only=True):
     search: Search | None = None
     start_date_from: When | None = None
     start_date_to: When | None = None
+
+
+# Commands, as the gateway sends them and the module registers them
+
+CREATE_EVENT = Command("events.create", CreateEvent)
+LIST_EVENTS = Command("events.findAll", ListEvents, read=True)
+FIND_EVENT = Command("events.findOne", FindEvent, read=True)
+UPDATE_EVENT = Command("events.update", UpdateEvent)
+DELETE_EVENT = Command("events.delete", DeleteEvent)
+SUBMIT_EVENT = Command("events.submit", SubmitEvent)
+APPROVE_EVENT = Command("events.approve", ApproveEvent)
+REJECT_EVENT = Command("events.reject", RejectEvent)
 
 
 # Views

@@ -16,14 +16,14 @@ from app.db import write_transaction
 from app.identity import Principal
 from app.modules.events import handlers, seed
 from app.modules.events.contracts import (
-    ApproveEvent,
-    CreateEvent,
-    DeleteEvent,
-    FindEvent,
-    ListEvents,
-    RejectEvent,
-    SubmitEvent,
-    UpdateEvent,
+    APPROVE_EVENT,
+    CREATE_EVENT,
+    DELETE_EVENT,
+    FIND_EVENT,
+    LIST_EVENTS,
+    REJECT_EVENT,
+    SUBMIT_EVENT,
+    UPDATE_EVENT,
 )
 from app.modules.events.uow import EventsUnitOfWork
 from app.settings import Settings
@@ -45,14 +45,14 @@ class Running:
 
 
 def register(bus: Bus, settings: Settings) -> Running:
-    bus.register({"cmd": "events.create"}, CreateEvent, _bind(handlers.create_event))
-    bus.register({"cmd": "events.findAll"}, ListEvents, _bind(handlers.list_events), read_only=True)
-    bus.register({"cmd": "events.findOne"}, FindEvent, _bind(handlers.find_event), read_only=True)
-    bus.register({"cmd": "events.update"}, UpdateEvent, _bind(handlers.update_event))
-    bus.register({"cmd": "events.delete"}, DeleteEvent, _bind(handlers.delete_event))
-    bus.register({"cmd": "events.submit"}, SubmitEvent, _bind(handlers.submit_event))
-    bus.register({"cmd": "events.approve"}, ApproveEvent, _bind(handlers.approve_event))
-    bus.register({"cmd": "events.reject"}, RejectEvent, _bind(handlers.reject_event))
+    bus.handle(CREATE_EVENT, _bind(handlers.create_event))
+    bus.handle(LIST_EVENTS, _bind(handlers.list_events))
+    bus.handle(FIND_EVENT, _bind(handlers.find_event))
+    bus.handle(UPDATE_EVENT, _bind(handlers.update_event))
+    bus.handle(DELETE_EVENT, _bind(handlers.delete_event))
+    bus.handle(SUBMIT_EVENT, _bind(handlers.submit_event))
+    bus.handle(APPROVE_EVENT, _bind(handlers.approve_event))
+    bus.handle(REJECT_EVENT, _bind(handlers.reject_event))
     return Running()
 
 
