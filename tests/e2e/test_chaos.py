@@ -49,6 +49,7 @@ class Report:
     circuit_open: int = 0
     retries: float = 0
     worst_overrun_ms: float = 0.0
+    worst_overrun: str = "-"
     violations: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
@@ -59,7 +60,7 @@ class Report:
             f"circuit-open answers: {self.circuit_open}",
             f"bus retries: {self.retries:.0f}",
             f"503: {self.statuses[503]}, 504: {self.statuses[504]}",
-            f"worst time past a deadline: {self.worst_overrun_ms:.1f} ms",
+            f"worst time past a deadline: {self.worst_overrun_ms:.1f} ms ({self.worst_overrun})",
             f"invariant violations: {len(self.violations)}",
         ]
 
@@ -101,7 +102,9 @@ async def run_chaos(database: Path, *, clients: int, operations: int, seed: int 
             began = time.perf_counter()
             response = await client.request(method, path, **kwargs)
             overrun = (time.perf_counter() - began - TIMEOUT) * 1000
-            report.worst_overrun_ms = max(report.worst_overrun_ms, overrun)
+            if overrun > report.worst_overrun_ms:
+                report.worst_overrun_ms = overrun
+                report.worst_overrun = f"{method} {path}: {response.status_code}"
             report.requests += 1
             report.statuses[response.status_code] += 1
             if response.status_code >= 500 and response.status_code not in (503, 504):
