@@ -43,7 +43,7 @@ from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
-from app.db import SQLITE_BUSY_TIMEOUT_MS, UTCDateTime
+from app.db import SQLITE_BUSY_TIMEOUT_MS, UTCDateTime, sqlite_pragmas
 from app.errors import Timeout, Unavailable
 
 T = TypeVar("T")
@@ -340,10 +340,8 @@ def _sqlite_connect(path: str, *, busy_timeout_ms: int) -> sqlite3.Connection:
         isolation_level=None,  # transactions are begun and ended explicitly
         check_same_thread=False,
     )
-    db.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
-    db.execute("PRAGMA journal_mode = WAL")
-    db.execute("PRAGMA synchronous = NORMAL")
-    db.execute("PRAGMA foreign_keys = ON")
+    for pragma in sqlite_pragmas(busy_timeout_ms):
+        db.execute(pragma)
     db.create_function("unicode_lower", 1, _unicode_lower, deterministic=True)
     return db
 

@@ -63,6 +63,18 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+def sqlite_pragmas(busy_timeout_ms: int) -> tuple[str, ...]:
+    """The settings of every SQLite connection, this engine's and the commands' (app.database)
+    alike: WAL, synchronous NORMAL (durable at each checkpoint, safe against corruption),
+    foreign keys on, and how long a statement waits for another process's lock."""
+    return (
+        f"PRAGMA busy_timeout = {busy_timeout_ms}",
+        "PRAGMA journal_mode = WAL",
+        "PRAGMA synchronous = NORMAL",
+        "PRAGMA foreign_keys = ON",
+    )
+
+
 def create_engine(database_url: str, *, pooled: bool = True) -> AsyncEngine:
     """The app's engine; `pooled=False` opens a fresh connection for every use (for probes,
     which must prove the database can be reached now, not that an old connection still works)."""
@@ -81,10 +93,8 @@ def create_engine(database_url: str, *, pooled: bool = True) -> AsyncEngine:
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # SQLAlchemy emits BEGIN, see below
         cursor = dbapi_connection.cursor()
-        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA journal_mode = WAL")
-        cursor.execute("PRAGMA synchronous = NORMAL")
-        cursor.execute("PRAGMA foreign_keys = ON")
+        for pragma in sqlite_pragmas(SQLITE_BUSY_TIMEOUT_MS):
+            cursor.execute(pragma)
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")

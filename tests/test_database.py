@@ -227,3 +227,21 @@ async def test_the_write_ahead_log_stays_small_while_writes_run_on_the_loop(
     page = 4096
     assert wal.stat().st_size < 600 * 2 * page  # about one checkpoint's worth of commits
     assert await count(database) == 2001
+
+
+async def test_commands_and_migrations_see_one_sqlite_configuration(database: Database, path: Path):
+    """One list of PRAGMAs: the engine that migrates and seeds, and the connections commands run
+    on (reads and writes), are set up alike."""
+    settings = "SELECT * FROM pragma_journal_mode, pragma_synchronous, pragma_foreign_keys"
+    async with database.transaction(write=False) as tx:
+        read = tuple(await tx.fetch_one(Query(text(settings))) or ())
+    async with database.transaction(write=True) as tx:
+        written = tuple(await tx.fetch_one(Query(text(settings))) or ())
+    engine = create_engine(f"sqlite+aiosqlite:///{path}")
+    try:
+        async with engine.connect() as connection:
+            migrating = tuple((await connection.exec_driver_sql(settings)).one())
+    finally:
+        await engine.dispose()
+
+    assert read == written == migrating == ("wal", 1, 1)  # WAL, synchronous NORMAL, FKs on
