@@ -4,8 +4,10 @@ constrained text fields carrying their own error messages for the gateway to rep
 from __future__ import annotations
 
 import typing
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from types import MappingProxyType
 from typing import Annotated, Any
 
 import msgspec
@@ -47,15 +49,11 @@ class Command:
     payload: type[Any]
     read: bool = False
     retry_after_timeout: bool | None = None
+    pattern: Mapping[str, str] = field(init=False)
+    """The NestJS-style pattern, `{"cmd": "events.submit"}`, made once."""
 
-    @property
-    def pattern(self) -> dict[str, str]:
-        """The NestJS-style pattern, `{"cmd": "events.submit"}`."""
-        return {"cmd": self.name}
-
-    @property
-    def retry_safe(self) -> bool:
-        return self.read if self.retry_after_timeout is None else self.retry_after_timeout
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "pattern", MappingProxyType({"cmd": self.name}))
 
 
 Uuid = Annotated[str, Meta(extra_json_schema={"format": "uuid"})]
