@@ -1,8 +1,8 @@
 """Alembic environment: async, batch mode on SQLite.
 
-Called two ways: by the app at start-up (`app.db.upgrade_to_head`, which hands over an open
-connection in `config.attributes["connection"]`), and from the command line, where the database
-comes from DATABASE_URL like the app's.
+Called two ways: by the app at start-up (`app.storage.engine.upgrade_to_head`, which hands over
+an open connection in `config.attributes["connection"]`), and from the command line, where the
+database comes from DATABASE_URL like the app's.
 """
 
 from __future__ import annotations
@@ -14,10 +14,11 @@ from sqlalchemy.engine import Connection
 
 from alembic import context
 from app.bus import idempotency as _idempotency  # noqa: F401  (registers bus_idempotency_keys)
-from app.db import Base, create_engine
 from app.modules.auth import model as _auth_model  # noqa: F401  (registers tables)
 from app.modules.events import model as _events_model
 from app.settings import Settings
+from app.storage.engine import create_engine
+from app.storage.schema import Base
 
 config = context.config
 target_metadata = Base.metadata

@@ -18,11 +18,11 @@ from app.bus.pipeline import HandleMiddleware, SendMiddleware
 from app.bus.retry import Retries
 from app.bus.tracing import HandleTracingMiddleware, SendTracingMiddleware
 from app.bus.transaction import TransactionMiddleware
-from app.database import Database
 from app.faults import FaultMiddleware
 from app.modules.auth import module as auth_module
 from app.modules.events import module as events_module
 from app.settings import Settings
+from app.storage.port import Database
 
 
 class RunningModule(Protocol):

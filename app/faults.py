@@ -13,9 +13,9 @@ from typing import Any
 from loguru import logger
 
 from app.bus.pipeline import Context, HandleNext
-from app.database import sqlite_error
 from app.errors import Unavailable
 from app.settings import Fault
+from app.storage.sqlite import sqlite_error
 
 
 class FaultMiddleware:

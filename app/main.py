@@ -20,7 +20,6 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
-from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from app import startup
@@ -30,14 +29,14 @@ from app.bus.idempotency import purge_forever
 from app.bus.transports.local import LocalTransport
 from app.bus.transports.nats import NatsTransport, RoutingTransport
 from app.bus.transports.wire import WireRoundTripTransport
-from app.database import open_database
-from app.db import create_engine, upgrade_to_head
 from app.gateway.controllers.health import Probes
 from app.gateway.http import create_gateway
 from app.gateway.ratelimit import RateLimits
 from app.logging import configure_logging
 from app.modules.auth import module as auth_module
 from app.settings import Settings, SettingsError
+from app.storage.connect import open_database
+from app.storage.engine import create_engine, upgrade_to_head
 
 TRACER_SHUTDOWN_SECONDS = 3.0
 
@@ -73,11 +72,6 @@ def create_app(
     )
     bus.connect(transport)
     limits = RateLimits(settings)
-    probe_engine = create_engine(settings.database_url, pooled=False)
-
-    async def database_reachable() -> None:
-        async with probe_engine.connect() as connection:
-            await connection.execute(text("SELECT 1 FROM alembic_version"))
 
     async def bus_accepting() -> None:
         if not bus.accepting:
@@ -86,7 +80,7 @@ def create_app(
             raise RuntimeError("not connected to NATS")
 
     probes = Probes(
-        checks={"database": database_reachable, "bus": bus_accepting},
+        checks={"database": database.ping, "bus": bus_accepting},
         breakers=breakers.states,
     )
     background: set[asyncio.Task[None]] = set()
@@ -133,7 +127,6 @@ def create_app(
         await database.close()
         parts.close()
         await engine.dispose()
-        await probe_engine.dispose()
         restore_signal()
         logger.info("stopped")
 

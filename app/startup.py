@@ -17,8 +17,8 @@ import asyncpg
 import nats
 from sqlalchemy.engine import URL, make_url
 
-from app.db import alembic_head
 from app.settings import Settings
+from app.storage.engine import alembic_head
 
 CONNECT_TIMEOUT_SECONDS = 5.0
 

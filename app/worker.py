@@ -18,10 +18,10 @@ from app import startup
 from app.bootstrap import build_bus
 from app.bus.transports.local import LocalTransport
 from app.bus.transports.nats import ModuleServer, connect
-from app.database import open_database
-from app.db import create_engine, upgrade_to_head
 from app.logging import configure_logging
 from app.settings import Settings, SettingsError
+from app.storage.connect import open_database
+from app.storage.engine import create_engine, upgrade_to_head
 
 MODULES = ("auth", "events")
 

@@ -144,7 +144,7 @@ async def nats_workers(settings: Settings, count: int = 1) -> AsyncIterator[list
     from app.bootstrap import build_bus
     from app.bus.transports.local import LocalTransport
     from app.bus.transports.nats import ModuleServer, connect
-    from app.database import open_database
+    from app.storage.connect import open_database
 
     servers: list[Any] = []
     clients = []

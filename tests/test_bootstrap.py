@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from app.bootstrap import build_bus
-from app.database import open_database
+from app.storage.connect import open_database
 from tests.conftest import make_settings
 
 

@@ -1,6 +1,6 @@
 """The command side's database layer on real SQLite files: atomic write transactions under
-cancellation, one writer, point reads that never block the loop, and datetimes that read back
-as the schema's own (SQLAlchemy) writes store them."""
+cancellation, one writer, point reads that never block the loop, datetimes that read back as the
+schema's own (SQLAlchemy) writes store them, and the ping readiness calls (also on PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -8,16 +8,19 @@ import asyncio
 import random
 import sqlite3
 from collections.abc import AsyncIterator
-from contextlib import closing
+from contextlib import AsyncExitStack, closing
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 
-from app.database import Database, DuplicateRow, NothingChanged, Query, open_database
-from app.db import create_engine, upgrade_to_head, write_transaction
+from app.errors import Unavailable
 from app.modules.events.model import EVENTS
+from app.storage.connect import open_database
+from app.storage.engine import create_engine, upgrade_to_head, write_transaction
+from app.storage.port import Database, DuplicateRow, NothingChanged, Query
+from tests.conftest import fresh_postgres_database
 
 INSERT = Query(text("INSERT INTO notes VALUES (:v)"))
 COUNT = Query(text("SELECT count(*) FROM notes"))
@@ -245,3 +248,55 @@ async def test_commands_and_migrations_see_one_sqlite_configuration(database: Da
         await engine.dispose()
 
     assert read == written == migrating == ("wal", 1, 1)  # WAL, synchronous NORMAL, FKs on
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+async def test_ping_passes_on_the_migrated_database_and_fails_on_an_unmigrated_one(
+    backend: str, tmp_path: Path
+):
+    async with AsyncExitStack() as stack:
+        if backend == "sqlite":
+            migrated_url = f"sqlite+aiosqlite:///{tmp_path / 'migrated.db'}"
+            bare_url = f"sqlite+aiosqlite:///{tmp_path / 'bare.db'}"
+        else:
+            migrated_url = await stack.enter_async_context(fresh_postgres_database())
+            bare_url = await stack.enter_async_context(fresh_postgres_database())
+        engine = create_engine(migrated_url)
+        await upgrade_to_head(engine)
+        await engine.dispose()
+        migrated, bare = open_database(migrated_url), open_database(bare_url)
+        stack.push_async_callback(migrated.close)
+        stack.push_async_callback(bare.close)
+
+        await migrated.ping()
+        with pytest.raises(Exception, match="alembic_version"):
+            await bare.ping()
+
+
+async def test_ping_fails_while_the_sqlite_file_is_not_the_one_the_connections_opened(
+    database: Database, path: Path
+):
+    """Open connections keep reading and writing a file that was moved away; commands would
+    write where nobody reads. The ping looks at the path, as a restart would."""
+    async with database.transaction(write=True) as tx:
+        await tx.execute(Query(text("CREATE TABLE alembic_version (v TEXT)")))
+    await database.ping()
+
+    moved = path.with_name("moved.db")
+    replace_with_a_folder(path, moved)
+    with pytest.raises(Unavailable):
+        await database.ping()
+    assert await count(database) == 0  # the old connections still answer: they would not tell
+
+    put_back(path, moved)
+    await database.ping()
+
+
+def replace_with_a_folder(path: Path, moved: Path) -> None:
+    path.rename(moved)
+    path.mkdir()
+
+
+def put_back(path: Path, moved: Path) -> None:
+    path.rmdir()
+    moved.rename(path)

@@ -18,9 +18,10 @@ from sqlalchemy import Connection, text
 import app.modules.auth.model
 import app.modules.events.model  # noqa: F401  (register the tables)
 from alembic import command
-from app.db import Base, create_engine, upgrade_to_head
 from app.main import create_app
 from app.modules.events.model import outside_metadata
+from app.storage.engine import create_engine, upgrade_to_head
+from app.storage.schema import Base
 from tests.conftest import fresh_postgres_database, make_settings, serve
 
 ROOT = Path(__file__).resolve().parent.parent

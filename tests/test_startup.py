@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import make_url
 
-from app.db import create_engine, upgrade_to_head
 from app.settings import Settings
 from app.startup import StartupError, preflight
+from app.storage.engine import create_engine, upgrade_to_head
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "s" * 32

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import app.db
+import app.storage.schema
 
 revision: str = '0001'
 down_revision: str | None = None
@@ -24,8 +24,8 @@ def upgrade() -> None:
     sa.Column('id', sa.String(length=36), nullable=False),
     sa.Column('name', sa.String(length=100), nullable=False),
     sa.Column('slug', sa.String(length=120), nullable=False),
-    sa.Column('created_at', app.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', app.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', app.storage.schema.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', app.storage.schema.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_auth_organizations')),
     sa.UniqueConstraint('slug', name=op.f('uq_auth_organizations_slug'))
     )
@@ -36,12 +36,12 @@ def upgrade() -> None:
     sa.Column('title', sa.String(length=200), nullable=False),
     sa.Column('description', sa.Text(), nullable=False),
     sa.Column('location', sa.String(length=200), nullable=True),
-    sa.Column('start_date', app.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('end_date', app.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('start_date', app.storage.schema.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('end_date', app.storage.schema.UTCDateTime(timezone=True), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('rejection_reason', sa.String(length=500), nullable=True),
-    sa.Column('created_at', app.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', app.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', app.storage.schema.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', app.storage.schema.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_events_events'))
     )
     with op.batch_alter_table('events_events', schema=None) as batch_op:
@@ -56,8 +56,8 @@ def upgrade() -> None:
     sa.Column('last_name', sa.String(length=50), nullable=False),
     sa.Column('role', sa.String(length=16), nullable=False),
     sa.Column('organization_id', sa.String(length=36), nullable=False),
-    sa.Column('created_at', app.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', app.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', app.storage.schema.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', app.storage.schema.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['organization_id'], ['auth_organizations.id'], name=op.f('fk_auth_users_organization_id_auth_organizations'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_auth_users')),
     sa.UniqueConstraint('email', name=op.f('uq_auth_users_email'))

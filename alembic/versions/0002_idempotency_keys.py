@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import app.db
+import app.storage.schema
 
 revision: str = '0002'
 down_revision: str | None = '0001'
@@ -28,8 +28,8 @@ def upgrade() -> None:
     sa.Column('key', sa.String(length=255), nullable=False),
     sa.Column('fingerprint', sa.String(length=64), nullable=False),
     sa.Column('reply', sa.LargeBinary(), nullable=False),
-    sa.Column('created_at', app.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('expires_at', app.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', app.storage.schema.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('expires_at', app.storage.schema.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_bus_idempotency_keys')),
     sa.UniqueConstraint('organization_id', 'user_id', 'pattern', 'key', name=op.f('uq_bus_idempotency_keys_organization_id'))
     )

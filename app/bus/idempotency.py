@@ -60,10 +60,10 @@ from app.bus.bus import Replayed
 from app.bus.envelope import Envelope
 from app.bus.pipeline import Context, HandleNext
 from app.clock import utcnow
-from app.database import Database, NothingChanged, Query, Transaction
-from app.db import Base, UTCDateTime
 from app.errors import AppError, Category, Conflict, Mismatch
 from app.metrics import metrics
+from app.storage.port import Database, NothingChanged, Query, Transaction
+from app.storage.schema import Base, UTCDateTime
 
 RECORDED_CATEGORIES = frozenset(
     {Category.UNAUTHORIZED, Category.FORBIDDEN, Category.NOT_FOUND, Category.CONFLICT}

@@ -18,7 +18,7 @@ from app.errors import AuthenticationRequired
 from app.identity import Principal
 
 if TYPE_CHECKING:
-    from app.database import Transaction
+    from app.storage.port import Transaction
 
 M = TypeVar("M")
 

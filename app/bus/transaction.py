@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from app.bus.pipeline import Context, HandleNext
-from app.database import Database
+from app.storage.port import Database
 
 
 class TransactionMiddleware:

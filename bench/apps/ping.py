@@ -18,13 +18,13 @@ from app.bootstrap import build_bus
 from app.bus.bus import Bus, Policy
 from app.bus.pipeline import Context
 from app.bus.transports.local import LocalTransport
-from app.database import open_database
 from app.gateway.controllers.health import Probes
 from app.gateway.http import create_gateway
 from app.gateway.ratelimit import RateLimits
 from app.logging import configure_logging
 from app.main import _tune_gc
 from app.settings import Settings
+from app.storage.connect import open_database
 
 PING = {"cmd": "bench.ping"}
 POLICY = Policy(timeout=5.0, attempts=3)

@@ -26,10 +26,11 @@ from app.bus.pipeline import Context
 from app.bus.transaction import TransactionMiddleware
 from app.bus.transports.wire import WireRoundTripTransport
 from app.clock import utcnow
-from app.database import Database, Query, open_database
-from app.db import create_engine, upgrade_to_head, write_transaction
 from app.errors import Conflict, Invalid, Mismatch, Timeout, Unavailable
 from app.identity import Principal, Role
+from app.storage.connect import open_database
+from app.storage.engine import create_engine, upgrade_to_head, write_transaction
+from app.storage.port import Database, Query
 from tests.conftest import fresh_postgres_database
 
 ALICE = Principal(user_id="alice", organization_id="org", role=Role.USER, email="a@o.io")

@@ -22,8 +22,9 @@ from app.bus.sender import Sender
 from app.bus.transaction import TransactionMiddleware
 from app.bus.transports.local import LocalTransport
 from app.bus.transports.wire import WireRoundTripTransport
-from app.database import Database, Query, open_database
 from app.errors import Timeout
+from app.storage.connect import open_database
+from app.storage.port import Database, Query
 
 
 class Note(msgspec.Struct, frozen=True):

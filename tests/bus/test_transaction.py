@@ -16,8 +16,9 @@ from app.bus.bus import Bus
 from app.bus.pipeline import Context
 from app.bus.transaction import TransactionMiddleware
 from app.bus.transports.wire import WireRoundTripTransport
-from app.database import Database, Query, open_database
 from app.errors import Conflict
+from app.storage.connect import open_database
+from app.storage.port import Database, Query
 
 
 class Write(msgspec.Struct, frozen=True):

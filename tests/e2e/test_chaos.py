@@ -24,9 +24,9 @@ import httpx
 from prometheus_client import REGISTRY
 from sqlalchemy import text
 
-from app.db import create_engine
 from app.main import create_app, tune_gc
 from app.settings import Fault
+from app.storage.engine import create_engine
 from tests.conftest import PASSWORD, make_settings, serve
 
 TIMEOUT = 1.0

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.database import Database, Transaction, open_database
-from app.db import create_engine, upgrade_to_head
+from app.storage.connect import open_database
+from app.storage.engine import create_engine, upgrade_to_head
+from app.storage.port import Database, Transaction
 from tests.conftest import fresh_postgres_database
 
 Transactions = Callable[[], AbstractAsyncContextManager[Transaction]]

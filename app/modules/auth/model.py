@@ -12,8 +12,8 @@ from datetime import datetime
 from sqlalchemy import Column, ForeignKey, Index, String, Table
 
 from app.clock import utcnow
-from app.db import Base, UTCDateTime
 from app.identity import Role
+from app.storage.schema import Base, UTCDateTime
 
 
 def new_id() -> str:

@@ -9,7 +9,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.bus.bus import Bus
 from app.bus.pipeline import Context
-from app.db import write_transaction
 from app.modules.auth import handlers, seed
 from app.modules.auth.contracts import (
     GET_ME,
@@ -26,6 +25,7 @@ from app.modules.auth.passwords import PasswordHasher
 from app.modules.auth.tokens import TokenIssuer
 from app.modules.auth.uow import AuthUnitOfWork
 from app.settings import Settings
+from app.storage.engine import write_transaction
 
 
 @dataclass(frozen=True)

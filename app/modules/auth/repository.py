@@ -8,8 +8,8 @@ from typing import Any
 
 from sqlalchemy import bindparam, insert, select
 
-from app.database import DuplicateRow, Query, Transaction
 from app.modules.auth.model import ORGANIZATIONS, USERS, Organization, User
+from app.storage.port import DuplicateRow, Query, Transaction
 
 _ORGANIZATION = Query(
     select(ORGANIZATIONS).where(ORGANIZATIONS.c.id == bindparam("id")), point=True

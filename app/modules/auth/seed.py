@@ -10,10 +10,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.clock import utcnow
-from app.db import insert_ignoring_conflicts
 from app.modules.auth.model import ORGANIZATIONS as ORGANIZATION_TABLE
 from app.modules.auth.model import USERS as USER_TABLE
 from app.modules.auth.passwords import PasswordHasher
+from app.storage.schema import insert_ignoring_conflicts
 
 DEMO_PASSWORD = "Password123!"
 

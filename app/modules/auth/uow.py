@@ -5,8 +5,8 @@ The bus's transaction middleware owns the transaction; nothing here commits.
 
 from __future__ import annotations
 
-from app.database import Transaction
 from app.modules.auth.repository import OrganizationRepository, UserRepository
+from app.storage.port import Transaction
 
 
 class AuthUnitOfWork:

@@ -17,7 +17,6 @@ from sqlalchemy import Column, Index, String, Table, Text
 
 from app.bus.contracts import CALENDAR_RULE, within_calendar
 from app.clock import utcnow
-from app.db import Base, UTCDateTime
 from app.errors import FieldError, Invalid
 from app.identity import Principal, Role
 from app.modules.events.contracts import (
@@ -29,6 +28,7 @@ from app.modules.events.contracts import (
     InvalidTransition,
     NotEventOwner,
 )
+from app.storage.schema import Base, UTCDateTime
 
 REVIEWERS = frozenset({Role.MODERATOR, Role.ADMIN})
 

@@ -12,7 +12,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.bus.bus import Bus
 from app.bus.pipeline import Context
-from app.db import write_transaction
 from app.identity import Principal
 from app.modules.events import handlers, seed
 from app.modules.events.contracts import (
@@ -27,6 +26,7 @@ from app.modules.events.contracts import (
 )
 from app.modules.events.uow import EventsUnitOfWork
 from app.settings import Settings
+from app.storage.engine import write_transaction
 
 C = TypeVar("C")
 R = TypeVar("R")

@@ -25,9 +25,9 @@ from sqlalchemy import (
 from sqlalchemy.sql import operators
 from sqlalchemy.sql.expression import UnaryExpression
 
-from app.database import Query, Transaction
 from app.modules.events.contracts import ListEvents
 from app.modules.events.model import EVENTS, Event
+from app.storage.port import Query, Transaction
 
 _C = EVENTS.c
 _COLUMNS = tuple(EVENTS.c.keys())

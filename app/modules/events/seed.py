@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.clock import utcnow
-from app.db import insert_ignoring_conflicts
 from app.modules.events.model import EVENTS as TABLE
+from app.storage.schema import insert_ignoring_conflicts
 
 ACME_ID = "10000000-0000-0000-0000-000000000001"
 TECH_ID = "10000000-0000-0000-0000-000000000002"

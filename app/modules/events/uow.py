@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from app.database import Transaction
 from app.modules.events.repository import EventRepository
+from app.storage.port import Transaction
 
 
 class EventsUnitOfWork:

@@ -10,7 +10,6 @@ import jwt
 import pytest
 from sqlalchemy import func, select
 
-from app.database import Query
 from app.errors import Invalid
 from app.identity import Principal, Role
 from app.modules.auth import handlers
@@ -26,6 +25,7 @@ from app.modules.auth.model import ORGANIZATIONS, USERS, slugify
 from app.modules.auth.passwords import PasswordHasher
 from app.modules.auth.tokens import TokenIssuer
 from app.modules.auth.uow import AuthUnitOfWork
+from app.storage.port import Query
 from tests.modules.conftest import Transactions
 
 SECRET = "handler-test-secret-0123456789abcdef"

@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import func, select
 
-from app.database import Query
 from app.identity import Principal, Role
 from app.modules.events import handlers, repository
 from app.modules.events.contracts import (
@@ -21,6 +20,7 @@ from app.modules.events.contracts import (
 )
 from app.modules.events.model import EVENTS
 from app.modules.events.uow import EventsUnitOfWork
+from app.storage.port import Query
 from tests.modules.conftest import Transactions
 
 ALICE = Principal(user_id="alice", organization_id="org-a", role=Role.ADMIN, email="a@a.io")

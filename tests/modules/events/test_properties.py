@@ -12,13 +12,13 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.database import open_database
 from app.errors import AppError
 from app.identity import Principal, Role
 from app.modules.events import handlers
 from app.modules.events.contracts import CreateEvent, EventChanges, EventStatus, ListEvents
 from app.modules.events.model import Event
 from app.modules.events.uow import EventsUnitOfWork
+from app.storage.connect import open_database
 
 S = EventStatus
 ALLOWED = {

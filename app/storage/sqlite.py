@@ -1,273 +1,43 @@
-"""Command transactions on dedicated driver connections, running SQL that SQLAlchemy compiled once.
+"""SQLite: command transactions on dedicated driver connections, running the SQL the port
+compiled once, without the ORM's per-row work or a greenlet per call.
 
-SQLAlchemy owns the schema (Tables, Alembic migrations, seeding) and compiles every statement
-commands run, once per dialect. Commands then run that SQL on the driver directly, without the
-ORM's per-row work or a greenlet per call:
+WAL mode with `synchronous=NORMAL`: one writer at a time (serialised in process by an asyncio
+lock, in arrival order, and across processes by SQLite's own lock with `BEGIN IMMEDIATE`), and
+readers. Statements of a command run on the event loop's own connections when that costs
+microseconds and never waits (busy timeout 0): point reads (one row by key,
+`Query(point=True)`) on a read-only connection, write transactions on a writer connection (a
+COMMIT appends to the log; checkpoints run on a thread). A hop to a thread would cost more than
+the work, and its answer, on a busy loop, waits its turn to be picked up (bench/RESULTS.md).
+What would have to wait goes to a connection with a thread of its own instead: a write when
+another process holds the lock (busy timeout 5 s), a point read SQLite says is busy, and scans
+(reader threads). A thread's work runs in submission order, so a rollback queued after a
+cancelled statement always runs after it.
 
-- **SQLite**, in WAL mode with `synchronous=NORMAL`: one writer at a time (serialised in
-  process by an asyncio lock, in arrival order, and across processes by SQLite's own lock with
-  `BEGIN IMMEDIATE`), and readers. Statements of a command run on the event loop's own
-  connections when that costs microseconds and never waits (busy timeout 0): point reads (one
-  row by key, `Query(point=True)`) on a read-only connection, write transactions on a writer
-  connection (a COMMIT appends to the log; checkpoints run on a thread). A hop to a thread
-  would cost more than the work, and its answer, on a busy loop, waits its turn to be picked up
-  (bench/RESULTS.md). What would have to wait goes to a connection with a thread of its own
-  instead: a write when another process holds the lock (busy timeout 5 s), a point read SQLite
-  says is busy, and scans (reader threads). A thread's work runs in submission order, so a
-  rollback queued after a cancelled statement always runs after it.
-- **PostgreSQL**: an asyncpg pool; a write holds one connection in one transaction, a read uses
-  autocommit statements.
-
-Datetimes are aware UTC in Python; SQLite stores them as SQLAlchemy's `UTCDateTime` does (naive
-UTC text), so rows written either way read back the same.
+Datetimes are aware UTC in Python, stored as SQLAlchemy's `UTCDateTime` stores them (naive UTC
+text), so rows written either way read back the same.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
+import os
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from loguru import logger
-from opentelemetry.trace import SpanKind, Tracer
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Dialect, make_url
-from sqlalchemy.sql import ClauseElement
-from sqlalchemy.sql.compiler import SQLCompiler
 
-from app.db import SQLITE_BUSY_TIMEOUT_MS, UTCDateTime, sqlite_pragmas
-from app.errors import Timeout, Unavailable
+from app.errors import Unavailable
+from app.storage.committing import Committing
+from app.storage.port import Compiled, DuplicateRow, NothingChanged, Params, Query, Row, Transaction
+from app.storage.pragmas import SQLITE_BUSY_TIMEOUT_MS, sqlite_pragmas
 
 T = TypeVar("T")
-Row = Sequence[Any]
-Params = Mapping[str, Any]
-
-_DIALECTS: dict[str, Dialect] = {
-    "sqlite": sqlite.dialect(paramstyle="qmark"),
-    "postgresql": postgresql.asyncpg.dialect(),  # type: ignore[no-untyped-call]
-}
-
-
-class DuplicateRow(Exception):
-    """A unique constraint refused the row (a concurrent request got there first)."""
-
-
-class NothingChanged(Exception):
-    """A deferred statement that had to change a row changed none: the transaction rolled back.
-    Callers pass a subclass of their own to `defer(..., unchanged=...)` and catch that."""
-
-    def __init__(self, query: Query) -> None:
-        super().__init__("a statement that had to change a row changed none")
-        self.query = query
-
-
-@dataclass(frozen=True, slots=True)
-class Compiled:
-    sql: str
-    names: tuple[str, ...]
-    """The statement's parameter names, in the order the driver takes them."""
-    datetimes: tuple[int, ...]
-    """Result columns that are UTC datetimes (parsed from text on SQLite)."""
-    defaults: Mapping[str, Any]
-    """Values SQLAlchemy put in the statement itself (such as SQLite's `OFFSET 0`)."""
-
-
-class Query:
-    """A SQLAlchemy Core statement, compiled once per dialect on first use. A statement that
-    differs by dialect is given as a function of the dialect's name.
-
-    `point=True` marks a lookup of at most one row through a primary key or unique index: on
-    SQLite, a read-only command runs it on the event loop's own connection (see `_SqliteRead`).
-    """
-
-    __slots__ = ("_compiled", "_statement", "point")
-
-    def __init__(
-        self, statement: ClauseElement | Callable[[str], ClauseElement], *, point: bool = False
-    ) -> None:
-        self._statement = statement
-        self._compiled: dict[str, Compiled] = {}
-        self.point = point
-
-    def compiled(self, dialect: str) -> Compiled:
-        found = self._compiled.get(dialect)
-        if found is None:
-            statement = self._statement
-            if not isinstance(statement, ClauseElement):
-                statement = statement(dialect)
-            found = self._compiled[dialect] = _compile(statement, dialect)
-        return found
-
-
-def _compile(statement: ClauseElement, dialect: str) -> Compiled:
-    compiled = statement.compile(dialect=_DIALECTS[dialect])
-    assert isinstance(compiled, SQLCompiler)
-    columns = getattr(statement, "selected_columns", ())
-    datetimes = tuple(i for i, c in enumerate(columns) if isinstance(c.type, UTCDateTime))
-    names = tuple(compiled.positiontup or ())
-    defaults = {
-        name: bind.value
-        for name, bind in compiled.binds.items()
-        if name in names and not bind.required and bind.value is not None
-    }
-    return Compiled(compiled.string, names, datetimes, defaults)
-
-
-class Transaction(Protocol):
-    """What a command's handlers see of the database: statements in the command's transaction."""
-
-    dialect: str
-
-    async def fetch_one(self, query: Query, params: Params | None = None) -> Row | None: ...
-
-    async def fetch_all(self, query: Query, params: Params | None = None) -> list[Row]: ...
-
-    async def execute(self, query: Query, params: Params | None = None) -> int:
-        """Run a statement; the number of rows it changed."""
-        ...
-
-    async def defer(
-        self,
-        query: Query,
-        params: Params | None = None,
-        *,
-        unchanged: type[NothingChanged] | None = None,
-    ) -> None:
-        """Run a statement whose answer the command does not need at the latest at commit, in
-        order with the others (on SQLite, in the same hop as the next statement or the COMMIT).
-        Its errors, or `unchanged` (a NothingChanged class: the caller's own, so it knows the
-        statement by its type) if it changed no row, surface then and roll the transaction
-        back."""
-        ...
-
-
-class Database(Protocol):
-    dialect: str
-
-    def transaction(
-        self, *, write: bool, background: bool = False
-    ) -> AbstractAsyncContextManager[Transaction]:
-        """One transaction: committed when the block ends, rolled back if it raises. A write
-        transaction takes its connection (and on SQLite, the writer) at its first statement.
-        `background`: work off the request path, possibly large (on SQLite it never runs on
-        the event loop's own connection)."""
-        ...
-
-    async def open(self) -> None: ...
-
-    async def close(self) -> None: ...
-
-
-def open_database(
-    database_url: str, *, readers: int = 2, pool_size: int = 10, tracer: Tracer | None = None
-) -> Database:
-    """The database at `database_url` (connected at first use, or by `open()`). With a tracer,
-    every statement is a span (`db.system`, `db.statement`; never the parameters)."""
-    url = make_url(database_url)
-    database: Database
-    if url.get_backend_name() == "sqlite":
-        database = SqliteDatabase(url.database or ":memory:", readers=readers)
-    else:
-        dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
-        database = PostgresDatabase(dsn, pool_size=pool_size)
-    return database if tracer is None else _TracedDatabase(database, tracer)
-
-
-class _TracedDatabase:
-    def __init__(self, inner: Database, tracer: Tracer) -> None:
-        self._inner = inner
-        self._tracer = tracer
-        self.dialect = inner.dialect
-
-    async def open(self) -> None:
-        await self._inner.open()
-
-    async def close(self) -> None:
-        await self._inner.close()
-
-    @asynccontextmanager
-    async def transaction(
-        self, *, write: bool, background: bool = False
-    ) -> AsyncIterator[Transaction]:
-        async with self._inner.transaction(write=write, background=background) as tx:
-            yield _TracedTransaction(tx, self._tracer)
-
-
-class _TracedTransaction:
-    def __init__(self, inner: Transaction, tracer: Tracer) -> None:
-        self._inner = inner
-        self._tracer = tracer
-        self.dialect = inner.dialect
-
-    def _span(self, query: Query) -> Any:
-        sql = query.compiled(self.dialect).sql
-        return self._tracer.start_as_current_span(
-            sql.split(None, 1)[0],
-            kind=SpanKind.CLIENT,
-            attributes={"db.system": self.dialect, "db.statement": sql},
-        )
-
-    async def fetch_one(self, query: Query, params: Params | None = None) -> Row | None:
-        with self._span(query):
-            return await self._inner.fetch_one(query, params)
-
-    async def fetch_all(self, query: Query, params: Params | None = None) -> list[Row]:
-        with self._span(query):
-            return await self._inner.fetch_all(query, params)
-
-    async def execute(self, query: Query, params: Params | None = None) -> int:
-        with self._span(query):
-            return await self._inner.execute(query, params)
-
-    async def defer(
-        self,
-        query: Query,
-        params: Params | None = None,
-        *,
-        unchanged: type[NothingChanged] | None = None,
-    ) -> None:
-        with self._span(query):
-            await self._inner.defer(query, params, unchanged=unchanged)
-
-
-class _Committing:
-    """A transaction as an async context manager: committed when the block ends, rolled back if
-    it raises. A cancelled block's rollback is submitted, not awaited: the cancelled caller (a
-    command at its deadline) answers at once, even when the connection is still busy with the
-    statement it was cancelled in. (A class, not a generator: it runs once per command.)"""
-
-    async def _open(self) -> None:
-        """Make sure the database is open (the first transactions may come before `open()`)."""
-
-    async def end(self, *, commit: bool) -> None:
-        raise NotImplementedError
-
-    def abandon(self) -> None:
-        """Roll back without waiting for it (the caller was cancelled)."""
-        raise NotImplementedError
-
-    async def __aenter__(self) -> Any:
-        await self._open()
-        return self
-
-    async def __aexit__(self, kind: type[BaseException] | None, *_: object) -> None:
-        if kind is None:
-            await self.end(commit=True)
-        elif issubclass(kind, asyncio.CancelledError):
-            self.abandon()
-        else:
-            await self.end(commit=False)
-
-
-# SQLite ------------------------------------------------------------------------------------------
 
 
 def _sqlite_param(value: Any) -> Any:
@@ -282,17 +52,10 @@ def _sqlite_param(value: Any) -> Any:
     return value
 
 
-def _values(compiled: Compiled, params: Params | None) -> Params:
-    if compiled.defaults:
-        return {**compiled.defaults, **(params or {})}
-    assert params is not None, "the statement has parameters"
-    return params
-
-
 def _sqlite_args(compiled: Compiled, params: Params | None) -> tuple[Any, ...]:
     if not compiled.names:
         return ()
-    values = _values(compiled, params)
+    values = compiled.values(params)
     return tuple(_sqlite_param(values[name]) for name in compiled.names)
 
 
@@ -391,6 +154,17 @@ class _Connection:
         self._thread.shutdown(wait=True)
 
 
+def _file_identity(path: str) -> tuple[int, int] | None:
+    """The file at `path` (device, inode); None in memory or when there is none."""
+    if path == ":memory:":
+        return None
+    try:
+        found = os.stat(path)
+    except OSError:
+        return None
+    return found.st_dev, found.st_ino
+
+
 class SqliteDatabase:
     dialect = "sqlite"
 
@@ -410,6 +184,8 @@ class SqliteDatabase:
         self._checkpointing: asyncio.Task[None] | None = None
         self.opened = False
         self._opening = asyncio.Lock()
+        self._file: tuple[int, int] | None = None
+        """The database file the connections opened (device, inode)."""
 
     async def open(self) -> None:
         async with self._opening:  # the first transactions may ask at once
@@ -425,7 +201,23 @@ class SqliteDatabase:
             writer = _sqlite_connect(self._path, busy_timeout_ms=0)
             writer.execute("PRAGMA wal_autocheckpoint = 0")  # checkpoints run on the thread
             self.inline_writer = writer
+            self._file = _file_identity(self._path)
             self.opened = True
+
+    async def ping(self) -> None:
+        """On the loop's read connection (a read in WAL mode never waits). Open connections keep
+        working on a file that was moved or deleted, writing where nobody will read; so the file
+        at the path must still be the one they opened."""
+        await self.open()
+        if _file_identity(self._path) != self._file:
+            raise Unavailable(
+                "The database file was moved or replaced", code="DATABASE_UNAVAILABLE"
+            )
+        assert self.inline is not None
+        try:
+            self.inline.execute("SELECT 1 FROM alembic_version").fetchall()
+        except sqlite3.Error as exc:
+            raise sqlite_error(exc) from None
 
     async def close(self) -> None:
         if not self.opened:
@@ -481,8 +273,8 @@ def _checkpoint(db: sqlite3.Connection) -> None:
 
 
 Pending = list[tuple[str, tuple[Any, ...], "tuple[Query, type[NothingChanged]] | None"]]
-"""Deferred statements: SQL, arguments, and for one that must change a row, what to raise."""
-"""Deferred statements: SQL, arguments, and the query itself when it must change a row."""
+"""Deferred statements: SQL, arguments, and for one that must change a row, the query and what
+to raise."""
 
 
 def _flush(db: sqlite3.Connection, begin: str | None, pending: Pending) -> None:
@@ -523,7 +315,7 @@ def _end(db: sqlite3.Connection, commit: bool, begin: str | None, pending: Pendi
         raise
 
 
-class _SqliteWrite(_Committing):
+class _SqliteWrite(Committing):
     """A write transaction. The writer is taken at the first statement that runs (so work
     before it, such as hashing a password, holds no lock), and `BEGIN IMMEDIATE` goes with it,
     as do the statements deferred until then.
@@ -732,166 +524,3 @@ class _SqliteRead:
 
 
 # PostgreSQL --------------------------------------------------------------------------------------
-
-_ROW_COUNT = re.compile(r"(\d+)$")
-
-
-class PostgresDatabase:
-    dialect = "postgresql"
-
-    def __init__(self, dsn: str, *, pool_size: int = 10) -> None:
-        self._dsn = dsn
-        self._pool_size = pool_size
-        self.pool: Any = None
-        self._opening = asyncio.Lock()
-        self.abandoned: set[asyncio.Task[None]] = set()
-        """Rollbacks of cancelled transactions, finishing in the background."""
-
-    async def open(self) -> None:
-        import asyncpg
-
-        async with self._opening:
-            if self.pool is None:
-                try:
-                    self.pool = await asyncpg.create_pool(
-                        self._dsn, min_size=0, max_size=self._pool_size
-                    )
-                except (OSError, asyncpg.PostgresError) as exc:
-                    raise _pg_error(exc) from None
-
-    async def close(self) -> None:
-        if self.abandoned:
-            await asyncio.wait(set(self.abandoned), timeout=5)
-        if self.pool is not None:
-            pool, self.pool = self.pool, None
-            await pool.close()
-
-    def transaction(
-        self, *, write: bool, background: bool = False
-    ) -> AbstractAsyncContextManager[Transaction]:
-        return _PgTransaction(self, write)
-
-
-def _pg_error(exc: BaseException) -> Exception:
-    import asyncpg
-
-    if isinstance(exc, asyncpg.UniqueViolationError):
-        return DuplicateRow(str(exc))
-    sqlstate = getattr(exc, "sqlstate", None)
-    if sqlstate in ("40001", "40P01"):  # serialization failure, deadlock
-        return Unavailable(
-            "A concurrent change got in the way; please try again",
-            code="DATABASE_CONFLICT",
-            retry_after=1,
-        )
-    if isinstance(
-        exc,
-        OSError
-        | asyncpg.InterfaceError
-        | asyncpg.ConnectionDoesNotExistError
-        | asyncpg.CannotConnectNowError
-        | asyncpg.TooManyConnectionsError,
-    ):
-        return Unavailable("The database connection was lost", code="DATABASE_UNAVAILABLE")
-    assert isinstance(exc, Exception)
-    return exc
-
-
-def _pg_args(compiled: Compiled, params: Params | None) -> list[Any]:
-    if not compiled.names:
-        return []
-    values = _values(compiled, params)
-    return [values[name] for name in compiled.names]
-
-
-class _PgTransaction(_Committing):
-    dialect = "postgresql"
-
-    def __init__(self, database: PostgresDatabase, write: bool) -> None:
-        self._database = database
-        self._pool: Any = database.pool
-        self._write = write
-        self._abandoned = database.abandoned
-        self._connection: Any = None
-        self._transaction: Any = None
-
-    async def _open(self) -> None:
-        if self._pool is None:
-            await self._database.open()
-            self._pool = self._database.pool
-
-    def abandon(self) -> None:
-        if self._connection is None:
-            return
-        cleanup = asyncio.get_running_loop().create_task(self.end(commit=False))
-        self._abandoned.add(cleanup)
-        cleanup.add_done_callback(self._abandoned.discard)
-
-    async def _ready(self) -> Any:
-        if self._connection is None:
-            self._connection = await self._pool.acquire()
-            if self._write:
-                self._transaction = self._connection.transaction()
-                await self._transaction.start()
-        return self._connection
-
-    async def _run(self, method: str, query: Query, params: Params | None) -> Any:
-        compiled = query.compiled("postgresql")
-        try:
-            connection = await self._ready()
-            return await getattr(connection, method)(compiled.sql, *_pg_args(compiled, params))
-        except Exception as exc:
-            raise _pg_error(exc) from None
-
-    async def fetch_one(self, query: Query, params: Params | None = None) -> Row | None:
-        row: Row | None = await self._run("fetchrow", query, params)
-        return row
-
-    async def fetch_all(self, query: Query, params: Params | None = None) -> list[Row]:
-        rows: list[Row] = await self._run("fetch", query, params)
-        return rows
-
-    async def execute(self, query: Query, params: Params | None = None) -> int:
-        if not self._write:
-            raise RuntimeError("a read-only command cannot change the database")
-        status: str = await self._run("execute", query, params)
-        found = _ROW_COUNT.search(status)
-        return int(found.group(1)) if found else 0
-
-    async def defer(
-        self,
-        query: Query,
-        params: Params | None = None,
-        *,
-        unchanged: type[NothingChanged] | None = None,
-    ) -> None:
-        """Runs at once (a round trip to PostgreSQL either way)."""
-        if await self.execute(query, params) == 0 and unchanged is not None:
-            raise unchanged(query)
-
-    async def end(self, *, commit: bool) -> None:
-        connection, self._connection = self._connection, None
-        if connection is None:
-            return
-        try:
-            if self._transaction is None:
-                return
-            if not commit:
-                try:
-                    await self._transaction.rollback()
-                except Exception:  # a broken connection: the pool discards it on release
-                    return
-                return
-            try:
-                await self._transaction.commit()
-            except Exception as exc:
-                error = _pg_error(exc)
-                if isinstance(error, Unavailable) and error.code == "DATABASE_UNAVAILABLE":
-                    # Lost during COMMIT: it may have been written. Not "never took effect".
-                    raise Timeout(
-                        "The database connection was lost while committing",
-                        code="DATABASE_COMMIT_UNKNOWN",
-                    ) from None
-                raise error from None
-        finally:
-            await self._pool.release(connection)
