@@ -1,5 +1,6 @@
 """The bus and the modules, wired: the same in the HTTP process (`app.main`) and in a worker
-(`app.worker`), so a module behaves alike wherever it runs. Nothing here knows about HTTP."""
+(`app.worker`), so a module behaves alike wherever it runs; and the transport the HTTP process
+sends its commands over. Nothing here knows about HTTP."""
 
 from __future__ import annotations
 
@@ -18,6 +19,9 @@ from app.bus.pipeline import HandleMiddleware, SendMiddleware
 from app.bus.retry import Retries
 from app.bus.tracing import HandleTracingMiddleware, SendTracingMiddleware
 from app.bus.transaction import TransactionMiddleware
+from app.bus.transports.local import LocalTransport
+from app.bus.transports.nats import NatsTransport, RoutingTransport
+from app.bus.transports.wire import WireRoundTripTransport
 from app.faults import FaultMiddleware
 from app.modules.auth import module as auth_module
 from app.modules.events import module as events_module
@@ -129,3 +133,34 @@ def _handle_middleware(
         faults,
     ]
     return [middleware for middleware in chain if middleware is not None]
+
+
+@dataclass(frozen=True)
+class SendingSide:
+    """How the HTTP process reaches the modules."""
+
+    transport: LocalTransport | RoutingTransport
+    remote: NatsTransport | None
+    """The NATS side, when some modules are served by workers."""
+    remote_modules: frozenset[str]
+
+
+def sending_side(settings: Settings, parts: BusParts) -> SendingSide:
+    """BUS_TRANSPORT: `local` (handled in this process), `local-wire` (the same, every message
+    through the wire codec), or `nats` (every module but BUS_LOCAL_MODULES served by workers)."""
+    bus = parts.bus
+    local = (
+        WireRoundTripTransport(bus)
+        if settings.bus_transport == "local-wire"
+        else LocalTransport(bus)
+    )
+    remote_modules = (
+        frozenset(parts.modules - set(settings.bus_local_modules))
+        if settings.bus_transport == "nats"
+        else frozenset()
+    )
+    if not remote_modules:
+        return SendingSide(local, None, remote_modules)
+    remote = NatsTransport(bus, settings.nats_url, "eventboard-gateway")
+    routing = RoutingTransport(local, remote, frozenset(settings.bus_local_modules))
+    return SendingSide(routing, remote, remote_modules)

@@ -1,4 +1,5 @@
-"""Composition root: build everything from Settings and wire it together.
+"""The HTTP process: `create_app(settings)` composes storage, the bus and its modules (through
+`app.bootstrap`, as a worker does), the probes and the gateway, and runs their lifecycle.
 
 `uvicorn app.main:app` asks this module for `app`; it is built on first access, so importing this
 module (as tests do) reads no environment and touches no database.
@@ -7,28 +8,17 @@ module (as tests do) reads no environment and touches no database.
 from __future__ import annotations
 
 import asyncio
-import gc
-import signal
 import sys
-import threading
-from types import FrameType
 from typing import Any
 
 from litestar import Litestar
 from loguru import logger
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
 from sqlalchemy.engine import make_url
 
-from app import startup
-from app.bootstrap import build_bus
-from app.bus.bus import Bus
+from app import process, startup, telemetry
+from app.bootstrap import build_bus, sending_side
 from app.bus.idempotency import purge_forever
-from app.bus.transports.local import LocalTransport
-from app.bus.transports.nats import NatsTransport, RoutingTransport
-from app.bus.transports.wire import WireRoundTripTransport
 from app.gateway.controllers.health import Probes
 from app.gateway.http import create_gateway
 from app.gateway.ratelimit import RateLimits
@@ -38,7 +28,7 @@ from app.settings import Settings, SettingsError
 from app.storage.connect import open_database
 from app.storage.engine import create_engine, upgrade_to_head
 
-TRACER_SHUTDOWN_SECONDS = 3.0
+SERVICE_NAME = "eventboard-gateway"
 
 
 def create_app(
@@ -47,7 +37,7 @@ def create_app(
     """Build the app. `tracer_provider` overrides the one OTEL_TRACES_EXPORTER would make
     (tests pass one with an in-memory exporter)."""
     settings = settings or Settings.from_env()
-    tracer_provider = tracer_provider or _tracer_provider(settings)
+    tracer_provider = tracer_provider or telemetry.tracer_provider(settings, SERVICE_NAME)
     configure_logging(settings, trace_ids=tracer_provider is not None)
     engine = create_engine(settings.database_url)  # migrations and seeding
     database = open_database(
@@ -55,22 +45,10 @@ def create_app(
         tracer=tracer_provider.get_tracer("eventboard.sql") if tracer_provider else None,
     )
     parts = build_bus(settings, database, tracer_provider)
-    bus, breakers = parts.bus, parts.breakers
-    local = (
-        WireRoundTripTransport(bus)
-        if settings.bus_transport == "local-wire"
-        else LocalTransport(bus)
-    )
-    remote_modules = (
-        parts.modules - set(settings.bus_local_modules)
-        if settings.bus_transport == "nats"
-        else set()
-    )
-    remote = NatsTransport(bus, settings.nats_url, "eventboard-gateway") if remote_modules else None
-    transport = (
-        RoutingTransport(local, remote, frozenset(settings.bus_local_modules)) if remote else local
-    )
-    bus.connect(transport)
+    bus = parts.bus
+    sending = sending_side(settings, parts)
+    bus.connect(sending.transport)
+    remote = sending.remote
     limits = RateLimits(settings)
 
     async def bus_accepting() -> None:
@@ -81,7 +59,7 @@ def create_app(
 
     probes = Probes(
         checks={"database": database.ping, "bus": bus_accepting},
-        breakers=breakers.states,
+        breakers=parts.breakers.states,
     )
     background: set[asyncio.Task[None]] = set()
     restore_signal = _nothing
@@ -99,7 +77,7 @@ def create_app(
         background.add(
             asyncio.create_task(purge_forever(database, settings.idempotency_purge_interval))
         )
-        restore_signal = _drain_on_sigterm(bus)
+        restore_signal = process.drain_on_sigterm(bus)
         for warning in settings.startup_warnings():
             logger.warning(warning)
         if settings.app_env == "development":
@@ -109,13 +87,13 @@ def create_app(
         logger.bind(
             env=settings.app_env,
             transport=settings.bus_transport,
-            remote=",".join(sorted(remote_modules)) or "-",
+            remote=",".join(sorted(sending.remote_modules)) or "-",
         ).info("started")
 
     async def stop() -> None:
         """Refuse new commands, let in-flight ones finish within the grace period, then close."""
         bus.stop_accepting()
-        await transport.drain(settings.shutdown_grace_seconds)
+        await sending.transport.drain(settings.shutdown_grace_seconds)
         for task in background:
             task.cancel()
         await asyncio.gather(*background, return_exceptions=True)
@@ -123,7 +101,7 @@ def create_app(
             await remote.close()
         await limits.close()
         if tracer_provider is not None:
-            await _shutdown_tracing(tracer_provider)
+            await telemetry.shutdown_tracing(tracer_provider)
         await database.close()
         parts.close()
         await engine.dispose()
@@ -143,69 +121,13 @@ def create_app(
     return app
 
 
-def _tracer_provider(settings: Settings) -> TracerProvider | None:
-    """Tracing is off unless OTEL_TRACES_EXPORTER is otlp (OTLP over HTTP, configured by the
-    standard OTEL_EXPORTER_OTLP_* variables) or console. OTEL_SERVICE_NAME names the service."""
-    if settings.otel_traces_exporter == "none":
-        return None
-    provider = TracerProvider(resource=Resource.create({"service.name": "eventboard"}))
-    exporter = (
-        OTLPSpanExporter() if settings.otel_traces_exporter == "otlp" else ConsoleSpanExporter()
-    )
-    provider.add_span_processor(BatchSpanProcessor(exporter))
-    return provider
-
-
-async def _shutdown_tracing(provider: TracerProvider) -> None:
-    """Flush and close, bounded: an OTLP exporter with no collector would otherwise stall."""
-    try:
-        async with asyncio.timeout(TRACER_SHUTDOWN_SECONDS):
-            await asyncio.to_thread(provider.shutdown)
-    except TimeoutError:
-        logger.warning("tracing did not flush within {} s; spans dropped", TRACER_SHUTDOWN_SECONDS)
-
-
-def _drain_on_sigterm(bus: Bus) -> Any:
-    """On SIGTERM, stop taking new commands at once (readiness turns 503), then let the server's
-    own handler (uvicorn's) begin its graceful shutdown. Returns a function that restores it."""
-    if threading.current_thread() is not threading.main_thread():
-        return _nothing
-    previous = signal.getsignal(signal.SIGTERM)
-
-    def on_sigterm(signum: int, frame: FrameType | None) -> None:
-        bus.stop_accepting()
-        logger.info("SIGTERM: draining; new commands are refused")
-        if callable(previous):
-            previous(signum, frame)
-
-    signal.signal(signal.SIGTERM, on_sigterm)
-    return lambda: signal.signal(signal.SIGTERM, previous)
-
-
 def _nothing() -> None:
     return None
 
 
-GC_THRESHOLDS = (20_000, 20, 20)
-"""The server's cyclic GC: a young collection every 20,000 allocations instead of 700 (each
-request allocates hundreds of objects), older generations correspondingly rarer."""
-
-
-def tune_gc() -> None:
-    """For the server process (`uvicorn app.main:app`), once started: everything built so far
-    lives as long as the process, so move it out of the cyclic collector's way (`gc.freeze`),
-    and collect young objects less often. Measured in bench/RESULTS.md: GET throughput up about
-    20%, p99 latency down by a third. Not done by `create_app`, which tests call many times."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLDS)
-
-
-async def _tune_gc() -> None:
-    tune_gc()
-
-
 def __getattr__(name: str) -> Any:
+    """`app`, built once from the environment: a bad setting or an unreachable dependency is one
+    line on stderr and an exit code (2, 3), never a traceback."""
     if name != "app":
         raise AttributeError(name)
     try:
@@ -218,6 +140,6 @@ def __getattr__(name: str) -> Any:
     except startup.StartupError as exc:
         print(f"eventboard: cannot start: {exc}", file=sys.stderr)
         raise SystemExit(3) from None
-    application.on_startup.append(_tune_gc)
+    application.on_startup.append(process.tune_gc_on_startup)
     globals()["app"] = application
     return application

@@ -1,9 +1,10 @@
 """`python -m app.worker events [auth]`: serve modules over NATS, in a process of their own.
 
-Same settings as the app (DATABASE_URL, NATS_URL, ...), same handle-side middleware (logging,
-deadline, idempotency, transaction). Start as many as the load needs: each module is a NATS
-queue group, so the workers of a module share its commands. On SIGTERM or SIGINT a worker stops
-taking commands, finishes those in flight (SHUTDOWN_GRACE_SECONDS), and exits.
+Same settings as the app (DATABASE_URL, NATS_URL, OTEL_*, ...), same handle-side middleware
+(logging, deadline, tracing, idempotency, transaction), built by the same `app.bootstrap`. Start
+as many as the load needs: each module is a NATS queue group, so the workers of a module share
+its commands. On SIGTERM or SIGINT a worker stops taking commands, finishes those in flight
+(SHUTDOWN_GRACE_SECONDS), and exits.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import sys
 
 from loguru import logger
 
-from app import startup
+from app import startup, telemetry
 from app.bootstrap import build_bus
 from app.bus.transports.local import LocalTransport
 from app.bus.transports.nats import ModuleServer, connect
@@ -26,17 +27,26 @@ from app.storage.engine import create_engine, upgrade_to_head
 MODULES = ("auth", "events")
 
 
+def service_name(modules: list[str]) -> str:
+    """The worker's OpenTelemetry service name: `eventboard-events`, `eventboard-auth+events`."""
+    return f"eventboard-{'+'.join(modules)}"
+
+
 async def serve(modules: list[str], settings: Settings, stop: asyncio.Event) -> None:
-    configure_logging(settings)
+    tracer_provider = telemetry.tracer_provider(settings, service_name(modules))
+    configure_logging(settings, trace_ids=tracer_provider is not None)
     for warning in settings.startup_warnings():
         logger.warning(warning)
     engine = create_engine(settings.database_url)
     if not settings.is_production:
         await upgrade_to_head(engine)
     await engine.dispose()
-    database = open_database(settings.database_url)
+    database = open_database(
+        settings.database_url,
+        tracer=tracer_provider.get_tracer("eventboard.sql") if tracer_provider else None,
+    )
     await database.open()
-    parts = build_bus(settings, database, worker=True)
+    parts = build_bus(settings, database, tracer_provider, worker=True)
     bus = parts.bus
     bus.connect(LocalTransport(bus))  # what a handler sends itself stays in this process
     client = await connect(settings.nats_url, f"eventboard-worker-{'+'.join(modules)}")
@@ -51,6 +61,8 @@ async def serve(modules: list[str], settings: Settings, stop: asyncio.Event) -> 
     await client.close()
     await database.close()
     parts.close()
+    if tracer_provider is not None:
+        await telemetry.shutdown_tracing(tracer_provider)
     logger.info("worker stopped")
 
 

@@ -33,7 +33,7 @@ from app.bus.pipeline import Context  # noqa: E402
 from app.bus.transports.local import LocalTransport  # noqa: E402
 from app.identity import Principal, Role  # noqa: E402
 from app.logging import configure_logging  # noqa: E402
-from app.main import tune_gc  # noqa: E402
+from app.process import tune_gc  # noqa: E402
 from app.settings import Settings  # noqa: E402
 from app.storage.connect import open_database  # noqa: E402
 

@@ -22,7 +22,7 @@ from app.gateway.controllers.health import Probes
 from app.gateway.http import create_gateway
 from app.gateway.ratelimit import RateLimits
 from app.logging import configure_logging
-from app.main import _tune_gc
+from app.process import tune_gc_on_startup
 from app.settings import Settings
 from app.storage.connect import open_database
 
@@ -80,6 +80,6 @@ def __getattr__(name: str) -> Litestar:
     if name not in ("bus_app", "direct_app"):
         raise AttributeError(name)
     app = _build(through_bus=name == "bus_app")
-    app.on_startup.append(_tune_gc)  # as the server process does
+    app.on_startup.append(tune_gc_on_startup)  # as the server process does
     globals()[name] = app
     return app

@@ -24,7 +24,8 @@ import httpx
 from prometheus_client import REGISTRY
 from sqlalchemy import text
 
-from app.main import create_app, tune_gc
+from app.main import create_app
+from app.process import tune_gc
 from app.settings import Fault
 from app.storage.engine import create_engine
 from tests.conftest import PASSWORD, make_settings, serve
