@@ -40,7 +40,6 @@ class ErrorData(msgspec.Struct, frozen=True, kw_only=True):
     errors: tuple[FieldError, ...] = ()
     retryable: bool = False
     retry_after: float | None = None
-    replayed: bool = False
 
 
 class AppError(Exception):
@@ -73,15 +72,12 @@ class AppError(Exception):
             errors=self.errors,
             retryable=self.transient,
             retry_after=self.retry_after,
-            replayed=self.replayed,
         )
 
     @staticmethod
     def from_data(data: ErrorData) -> AppError:
         cls = _BY_CATEGORY.get(data.category, Internal)
-        error = cls(data.message, code=data.code, errors=data.errors, retry_after=data.retry_after)
-        error.replayed = data.replayed
-        return error
+        return cls(data.message, code=data.code, errors=data.errors, retry_after=data.retry_after)
 
 
 class Invalid(AppError):

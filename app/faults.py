@@ -8,10 +8,10 @@ import asyncio
 import random
 import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
 
 from loguru import logger
 
+from app.bus.envelope import Outcome
 from app.bus.pipeline import Context, HandleNext
 from app.errors import Unavailable
 from app.settings import Fault
@@ -36,7 +36,7 @@ class FaultMiddleware:
     def applies_to(self, pattern: str, read_only: bool) -> bool:
         return pattern in self._faults
 
-    async def __call__(self, context: Context, call_next: HandleNext) -> Any:
+    async def __call__(self, context: Context, call_next: HandleNext) -> Outcome:
         fault = self._faults.get(context.envelope.pattern)
         if fault is None:
             return await call_next(context)
@@ -48,11 +48,11 @@ class FaultMiddleware:
         if fault.error is not None and self._should_fail(fault):
             self.injected += 1
             raise _error(fault)
-        result = await call_next(context)
+        outcome = await call_next(context)
         if delayed and fault.after_handler:
             self.injected += 1
             await self._sleep(fault.delay_ms / 1000)
-        return result
+        return outcome
 
     def _should_fail(self, fault: Fault) -> bool:
         if self._failures_left[fault.cmd] > 0:

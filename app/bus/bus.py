@@ -25,7 +25,7 @@ from loguru import logger
 from app import correlation
 from app.bus.breaker import Breakers
 from app.bus.contracts import Command
-from app.bus.envelope import Envelope, Pattern, new_id, new_message_id, pattern_name
+from app.bus.envelope import Envelope, Outcome, Pattern, new_id, new_message_id, pattern_name
 from app.bus.logging import DEBUG, INFO, WARNING, command_line
 from app.bus.metrics import CommandMetrics
 from app.bus.pipeline import Context, HandleMiddleware, SendMiddleware, applies, compose
@@ -60,29 +60,13 @@ class Registration:
     read_only: bool
     retry_safe: bool
     """An attempt that timed out (and may have run) may be sent again."""
-    chain: Callable[[Context], Awaitable[Any]]
+    chain: Callable[[Context], Awaitable[Outcome]]
     """The handle-side middleware that applies to this pattern, around its handler."""
     metrics: CommandMetrics = field(init=False)
     """The handle side's counts and latency of this pattern."""
 
     def __post_init__(self) -> None:
         self.metrics = CommandMetrics(self.pattern, "handle")
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """What a delivery produced: the result, and whether it was replayed from the idempotency
-    store rather than computed now."""
-
-    result: Any
-    replayed: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Replayed:
-    """Returned by handle-side middleware that answers from a stored outcome."""
-
-    value: Any
 
 
 class Transport(Protocol):
@@ -210,7 +194,7 @@ class Bus:
         outcome: Outcome = await self._send(envelope)
         return outcome.result
 
-    async def call(
+    async def send_for_outcome(
         self,
         pattern: Pattern,
         payload: Any,
@@ -220,7 +204,8 @@ class Bus:
         policy: Policy = DEFAULT_POLICY,
         correlation_id: str | None = None,
     ) -> Outcome:
-        """Like `send`, but also tells whether the outcome was replayed for an idempotency key."""
+        """Like `send`, but returns the whole `Outcome`: the result, and whether it was replayed
+        for an idempotency key (routes that take one answer with `Idempotent-Replayed`)."""
         if self._send is None:
             raise RuntimeError("the bus has no transport: call bus.connect(transport) first")
         envelope = self._envelope(
@@ -278,12 +263,8 @@ class Bus:
                     raise Timeout(
                         "The deadline passed before the work started", code="DEADLINE_EXCEEDED"
                     )
-                result = await registration.chain(context)
-            else:
-                result = await self._within_deadline(registration, context)
-            if isinstance(result, Replayed):
-                return Outcome(result.value, replayed=True)
-            return Outcome(result)
+                return await registration.chain(context)
+            return await self._within_deadline(registration, context)
         except AppError as error:
             outcome = error.code
             if level >= INFO and error.category in WENT_WRONG:
@@ -304,7 +285,7 @@ class Bus:
                 correlation.correlation_id.reset(correlated)
             correlation.message_id.reset(message)
 
-    async def _within_deadline(self, registration: Registration, context: Context) -> Any:
+    async def _within_deadline(self, registration: Registration, context: Context) -> Outcome:
         deadline = context.envelope.deadline
         if deadline is None:
             return await registration.chain(context)
@@ -320,10 +301,10 @@ class Bus:
             ) from None
 
 
-def _ending(handler: Handler) -> Callable[[Context], Awaitable[Any]]:
+def _ending(handler: Handler) -> Callable[[Context], Awaitable[Outcome]]:
     """The end of a pattern's chain: its handler, given the payload and the context."""
 
-    async def call(context: Context) -> Any:
-        return await handler(context.envelope.payload, context)
+    async def run_handler(context: Context) -> Outcome:
+        return Outcome(await handler(context.envelope.payload, context))
 
-    return call
+    return run_handler

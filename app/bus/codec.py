@@ -6,7 +6,7 @@ from typing import Any
 
 import msgspec
 
-from app.bus.envelope import Envelope
+from app.bus.envelope import Envelope, Outcome
 from app.errors import AppError, ErrorData
 from app.identity import Principal
 
@@ -15,6 +15,8 @@ _NOTHING = msgspec.Raw(_encoder.encode(None))
 
 
 class Reply(msgspec.Struct, frozen=True, kw_only=True):
+    """An outcome or an error on the wire; `replayed` for either."""
+
     result: msgspec.Raw = _NOTHING
     error: ErrorData | None = None
     replayed: bool = False
@@ -35,20 +37,23 @@ def decode_envelope(data: bytes, payload_type: Any) -> Envelope[Any]:
     return msgspec.structs.replace(raw, payload=payload)
 
 
-def encode_result(result: Any, *, replayed: bool = False) -> bytes:
-    return _encoder.encode(Reply(result=msgspec.Raw(_encoder.encode(result)), replayed=replayed))
+def encode_outcome(outcome: Outcome) -> bytes:
+    result = msgspec.Raw(_encoder.encode(outcome.result))
+    return _encoder.encode(Reply(result=result, replayed=outcome.replayed))
 
 
-def encode_error(error: ErrorData) -> bytes:
-    return _encoder.encode(Reply(error=error))
+def encode_error(error: AppError) -> bytes:
+    return _encoder.encode(Reply(error=error.to_data(), replayed=error.replayed))
 
 
-def decode_reply(data: bytes, result_type: Any) -> tuple[Any, bool]:
-    """(result, replayed), or the error re-raised as an AppError of its category."""
+def decode_reply(data: bytes, result_type: Any) -> Outcome:
+    """The outcome, or the error re-raised as an AppError of its category."""
     reply = _reply.decode(data)
     if reply.error is not None:
-        raise AppError.from_data(reply.error)
-    return msgspec.msgpack.decode(reply.result, type=result_type), reply.replayed
+        error = AppError.from_data(reply.error)
+        error.replayed = reply.replayed
+        raise error
+    return Outcome(msgspec.msgpack.decode(reply.result, type=result_type), reply.replayed)
 
 
 # Envelope metadata as message headers (NATS), the payload alone as the message body.

@@ -1,12 +1,13 @@
-"""What travels on the bus: the envelope (with the caller, `app.identity.Principal`) and the
-pattern naming its handler."""
+"""What travels on the bus: the envelope (with the caller, `app.identity.Principal`), the
+pattern naming its handler, and the outcome that comes back."""
 
 from __future__ import annotations
 
 import itertools
 import random
 from collections.abc import Mapping
-from typing import Generic, TypeVar
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 import msgspec
 
@@ -33,6 +34,19 @@ class Envelope(msgspec.Struct, Generic[P], frozen=True, kw_only=True):
     read: bool = False
     """The sender declares the command a read: safe to repeat even if it may have run."""
     traceparent: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What handling a command produced: its result, and whether that was replayed from the
+    idempotency store rather than computed now. Every step of the handle chain returns one.
+
+    "Replayed" has one carrier per form: `Outcome.replayed` for a result and
+    `AppError.replayed` for an error, in a process; the codec's `Reply.replayed` for either on
+    the wire. The gateway turns it into `Idempotent-Replayed: true`."""
+
+    result: Any
+    replayed: bool = False
 
 
 _VERSION_BITS = ~(0xF000 << 64) & ~(0xC000 << 48)

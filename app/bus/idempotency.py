@@ -56,8 +56,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 
 from app.bus import codec
-from app.bus.bus import Replayed
-from app.bus.envelope import Envelope
+from app.bus.envelope import Envelope, Outcome
 from app.bus.pipeline import Context, HandleNext
 from app.clock import utcnow
 from app.errors import AppError, Category, Conflict, Mismatch
@@ -178,7 +177,7 @@ class IdempotencyMiddleware:
     def applies_to(self, pattern: str, read_only: bool) -> bool:
         return not read_only  # a read changes nothing to do once
 
-    async def __call__(self, context: Context, call_next: HandleNext) -> Any:
+    async def __call__(self, context: Context, call_next: HandleNext) -> Outcome:
         envelope = context.envelope
         if envelope.idempotency_key is None or context.read_only:
             return await call_next(context)
@@ -201,18 +200,18 @@ class IdempotencyMiddleware:
 
     async def _run(
         self, context: Context, call_next: HandleNext, scope: _Scope, fingerprint: str
-    ) -> Any:
+    ) -> Outcome:
         """Run the command optimistically and record its outcome at commit; consult the store
         only when something went wrong, which is also when a duplicate would show itself."""
 
-        async def record(tx: Transaction, result: Any) -> None:
-            reply = codec.encode_result(result)
+        async def record(tx: Transaction, outcome: Outcome) -> None:
+            reply = codec.encode_outcome(outcome)
             row = self._row(scope, fingerprint, reply)
             await tx.defer(_RECORD_KEY, row, unchanged=RecordedElsewhere)
 
         context.before_commit = [*(context.before_commit or ()), record]
         try:
-            result = await call_next(context)
+            outcome = await call_next(context)
         except RecordedElsewhere:
             # Another process recorded this key first: this command's change rolled back.
             return await self._replay_stored(scope, fingerprint, context)
@@ -224,7 +223,7 @@ class IdempotencyMiddleware:
                 return _replay(stored, context)
             if error.category not in RECORDED_CATEGORIES:
                 raise
-            reply = codec.encode_error(error.to_data())
+            reply = codec.encode_error(error)
             async with self._database.transaction(write=True) as tx:
                 recorded = await tx.execute(_RECORD_KEY, self._row(scope, fingerprint, reply))
             if not recorded:
@@ -232,7 +231,7 @@ class IdempotencyMiddleware:
             _count(scope, "recorded")
             raise
         _count(scope, "recorded")
-        return result
+        return outcome
 
     def _row(self, scope: _Scope, fingerprint: str, reply: bytes) -> dict[str, Any]:
         now = utcnow()
@@ -256,7 +255,7 @@ class IdempotencyMiddleware:
         _count(scope, "replayed")
         return bytes(row[1])
 
-    async def _replay_stored(self, scope: _Scope, fingerprint: str, context: Context) -> Any:
+    async def _replay_stored(self, scope: _Scope, fingerprint: str, context: Context) -> Outcome:
         stored = await self._stored(scope, fingerprint)
         if stored is None:  # recorded, then expired in between: rare; the client may retry
             raise KeyInFlight(retry_after=1.0)
@@ -273,13 +272,13 @@ def _counter(pattern: str, result: str) -> Any:
     return metrics().idempotency.labels(pattern, result)
 
 
-def _replay(stored: bytes, context: Context) -> Replayed:
+def _replay(stored: bytes, context: Context) -> Outcome:
     try:
-        result, _ = codec.decode_reply(stored, context.result_type)
+        outcome = codec.decode_reply(stored, context.result_type)
     except AppError as error:
         error.replayed = True
         raise
-    return Replayed(result)
+    return Outcome(outcome.result, replayed=True)
 
 
 def _scope(envelope: Envelope[Any], fingerprint: str) -> _Scope:

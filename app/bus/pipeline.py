@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from app.bus.envelope import Envelope
+from app.bus.envelope import Envelope, Outcome
 from app.errors import AuthenticationRequired
 from app.identity import Principal
 
@@ -23,8 +23,8 @@ if TYPE_CHECKING:
 M = TypeVar("M")
 
 
-BeforeCommit = Callable[["Transaction", Any], Awaitable[None]]
-"""`hook(tx, result)`: runs in the command's transaction after the handler, before commit."""
+BeforeCommit = Callable[["Transaction", Outcome], Awaitable[None]]
+"""`hook(tx, outcome)`: runs in the command's transaction after the handler, before commit."""
 
 
 @dataclass(slots=True)
@@ -46,12 +46,12 @@ class Context:
         return principal
 
 
-SendNext = Callable[[Envelope[Any]], Awaitable[Any]]
-HandleNext = Callable[[Context], Awaitable[Any]]
+SendNext = Callable[[Envelope[Any]], Awaitable[Outcome]]
+HandleNext = Callable[[Context], Awaitable[Outcome]]
 
 
 class SendMiddleware(Protocol):
-    async def __call__(self, envelope: Envelope[Any], call_next: SendNext) -> Any: ...
+    async def __call__(self, envelope: Envelope[Any], call_next: SendNext) -> Outcome: ...
 
 
 class HandleMiddleware(Protocol):
@@ -59,7 +59,7 @@ class HandleMiddleware(Protocol):
     `applies_to(pattern, read_only) -> bool`: a pattern's chain is composed once, at its
     registration, of the middleware that applies to it."""
 
-    async def __call__(self, context: Context, call_next: HandleNext) -> Any: ...
+    async def __call__(self, context: Context, call_next: HandleNext) -> Outcome: ...
 
 
 def applies(layer: HandleMiddleware, pattern: str, read_only: bool) -> bool:
@@ -72,7 +72,7 @@ def compose(
     endpoint: Callable[[M], Awaitable[Any]],
 ) -> Callable[[M], Awaitable[Any]]:
     """Fold middleware around an endpoint; the first in the list runs first."""
-    call: Callable[[M], Awaitable[Any]] = endpoint
+    chain: Callable[[M], Awaitable[Any]] = endpoint
     for layer in reversed(middleware):
-        call = partial(layer, call_next=call)
-    return call
+        chain = partial(layer, call_next=chain)
+    return chain

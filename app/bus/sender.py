@@ -31,7 +31,7 @@ from app.errors import AppError, Category, Timeout
 from app.metrics import metrics
 
 if TYPE_CHECKING:
-    from app.bus.bus import Outcome
+    from app.bus.envelope import Outcome
 
 Deliver = Callable[[Envelope[Any]], Awaitable["Outcome"]]
 

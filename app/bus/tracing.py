@@ -13,7 +13,7 @@ from opentelemetry.propagators.textmap import TextMapPropagator
 from opentelemetry.trace import SpanKind, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from app.bus.envelope import Envelope
+from app.bus.envelope import Envelope, Outcome
 from app.bus.pipeline import Context, HandleNext, SendNext
 from app.errors import AppError
 
@@ -33,7 +33,7 @@ class SendTracingMiddleware:
     def __init__(self, tracer: Tracer) -> None:
         self._tracer = tracer
 
-    async def __call__(self, envelope: Envelope[Any], call_next: SendNext) -> Any:
+    async def __call__(self, envelope: Envelope[Any], call_next: SendNext) -> Outcome:
         with self._tracer.start_as_current_span(
             f"bus.send {envelope.pattern}", kind=SpanKind.CLIENT, attributes=_attributes(envelope)
         ) as span:
@@ -53,7 +53,7 @@ class HandleTracingMiddleware:
     def __init__(self, tracer: Tracer) -> None:
         self._tracer = tracer
 
-    async def __call__(self, context: Context, call_next: HandleNext) -> Any:
+    async def __call__(self, context: Context, call_next: HandleNext) -> Outcome:
         envelope = context.envelope
         parent = (
             _PROPAGATOR.extract({"traceparent": envelope.traceparent})

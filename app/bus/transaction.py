@@ -11,8 +11,7 @@ raises it, after which this rolls back).
 
 from __future__ import annotations
 
-from typing import Any
-
+from app.bus.envelope import Outcome
 from app.bus.pipeline import Context, HandleNext
 from app.storage.port import Database
 
@@ -21,14 +20,14 @@ class TransactionMiddleware:
     def __init__(self, database: Database) -> None:
         self._database = database
 
-    async def __call__(self, context: Context, call_next: HandleNext) -> Any:
+    async def __call__(self, context: Context, call_next: HandleNext) -> Outcome:
         async with self._database.transaction(write=not context.read_only) as tx:
             context.tx = tx
             try:
-                result = await call_next(context)
+                outcome = await call_next(context)
                 if context.before_commit:
                     for hook in context.before_commit:
-                        await hook(tx, result)
-                return result
+                        await hook(tx, outcome)
+                return outcome
             finally:
                 context.tx = None

@@ -12,7 +12,7 @@ from typing import Annotated, Any, TypeVar
 from litestar import Response
 from litestar.params import HeaderParameter
 
-from app.bus.bus import Outcome
+from app.bus.envelope import Outcome
 from app.errors import FieldError
 
 HEADER = "Idempotency-Key"

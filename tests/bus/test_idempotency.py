@@ -130,8 +130,12 @@ async def keys(engine: AsyncEngine) -> list[Any]:
 async def test_same_key_same_request_runs_once_and_replays(engine: AsyncEngine):
     bus, _ = make_bus(engine)
 
-    first = await bus.call({"cmd": "notes.write"}, Note("a"), principal=ALICE, idempotency_key="k")
-    second = await bus.call({"cmd": "notes.write"}, Note("a"), principal=ALICE, idempotency_key="k")
+    first = await bus.send_for_outcome(
+        {"cmd": "notes.write"}, Note("a"), principal=ALICE, idempotency_key="k"
+    )
+    second = await bus.send_for_outcome(
+        {"cmd": "notes.write"}, Note("a"), principal=ALICE, idempotency_key="k"
+    )
 
     assert (first.replayed, second.replayed) == (False, True)
     assert first.result == second.result
@@ -142,8 +146,12 @@ async def test_same_key_same_request_runs_once_and_replays(engine: AsyncEngine):
 async def test_the_key_is_scoped_per_user(engine: AsyncEngine):
     bus, _ = make_bus(engine)
 
-    a = await bus.call({"cmd": "notes.write"}, Note("a"), principal=ALICE, idempotency_key="k")
-    b = await bus.call({"cmd": "notes.write"}, Note("a"), principal=BOB, idempotency_key="k")
+    a = await bus.send_for_outcome(
+        {"cmd": "notes.write"}, Note("a"), principal=ALICE, idempotency_key="k"
+    )
+    b = await bus.send_for_outcome(
+        {"cmd": "notes.write"}, Note("a"), principal=BOB, idempotency_key="k"
+    )
 
     assert not a.replayed and not b.replayed
     assert a.result.row != b.result.row
@@ -152,10 +160,14 @@ async def test_the_key_is_scoped_per_user(engine: AsyncEngine):
 
 async def test_same_key_different_request_is_a_mismatch(engine: AsyncEngine):
     bus, _ = make_bus(engine)
-    await bus.call({"cmd": "notes.write"}, Note("a"), principal=ALICE, idempotency_key="k")
+    await bus.send_for_outcome(
+        {"cmd": "notes.write"}, Note("a"), principal=ALICE, idempotency_key="k"
+    )
 
     with pytest.raises(Mismatch) as raised:
-        await bus.call({"cmd": "notes.write"}, Note("b"), principal=ALICE, idempotency_key="k")
+        await bus.send_for_outcome(
+            {"cmd": "notes.write"}, Note("b"), principal=ALICE, idempotency_key="k"
+        )
 
     assert raised.value.code == "IDEMPOTENCY_KEY_MISMATCH"
     assert await notes(engine) == 1
@@ -166,9 +178,13 @@ async def test_domain_refusals_are_stored_and_replayed(engine: AsyncEngine):
     refused = Note("a", outcome="conflict")
 
     with pytest.raises(Conflict) as first:
-        await bus.call({"cmd": "notes.write"}, refused, principal=ALICE, idempotency_key="k")
+        await bus.send_for_outcome(
+            {"cmd": "notes.write"}, refused, principal=ALICE, idempotency_key="k"
+        )
     with pytest.raises(Conflict) as second:
-        await bus.call({"cmd": "notes.write"}, refused, principal=ALICE, idempotency_key="k")
+        await bus.send_for_outcome(
+            {"cmd": "notes.write"}, refused, principal=ALICE, idempotency_key="k"
+        )
 
     assert (first.value.replayed, second.value.replayed) == (False, True)
     assert second.value.code == "REFUSED"
@@ -183,12 +199,14 @@ async def test_validation_and_transient_failures_are_not_stored(
     bus, _ = make_bus(engine)
 
     with pytest.raises(error):
-        await bus.call(
+        await bus.send_for_outcome(
             {"cmd": "notes.write"}, Note("a", outcome=outcome), principal=ALICE, idempotency_key="k"
         )
 
     assert await keys(engine) == []
-    fixed = await bus.call({"cmd": "notes.write"}, Note("b"), principal=ALICE, idempotency_key="k")
+    fixed = await bus.send_for_outcome(
+        {"cmd": "notes.write"}, Note("b"), principal=ALICE, idempotency_key="k"
+    )
     assert not fixed.replayed
 
 
@@ -196,7 +214,7 @@ async def test_a_command_cancelled_mid_way_leaves_neither_write_nor_key(engine: 
     bus, transport = make_bus(engine)
 
     with pytest.raises(Timeout):
-        await bus.call(
+        await bus.send_for_outcome(
             {"cmd": "notes.write"},
             Note("a", outcome="hang"),
             principal=ALICE,
@@ -213,7 +231,7 @@ async def test_a_duplicate_while_the_first_runs_is_409_with_retry_after(engine: 
     RUNNING.append(asyncio.Event())
     bus, transport = make_bus(engine)
     hanging = asyncio.create_task(
-        bus.call(
+        bus.send_for_outcome(
             {"cmd": "notes.write"},
             Note("a", outcome="wait"),
             principal=ALICE,
@@ -224,7 +242,7 @@ async def test_a_duplicate_while_the_first_runs_is_409_with_retry_after(engine: 
     await RUNNING[-1].wait()
 
     with pytest.raises(Conflict) as raised:
-        await bus.call(
+        await bus.send_for_outcome(
             {"cmd": "notes.write"}, Note("a", outcome="wait"), principal=ALICE, idempotency_key="k"
         )
 
@@ -244,7 +262,9 @@ async def test_two_processes_racing_with_one_key_change_state_once(engine: Async
 
     outcomes = await asyncio.gather(
         *(
-            bus.call({"cmd": "notes.write"}, Note("a"), principal=ALICE, idempotency_key="k")
+            bus.send_for_outcome(
+                {"cmd": "notes.write"}, Note("a"), principal=ALICE, idempotency_key="k"
+            )
             for bus in (first, second, first, second)
         ),
         return_exceptions=True,
@@ -261,11 +281,15 @@ async def test_a_key_reused_after_expiry_runs_again_and_the_purge_removes_old_ke
     engine: AsyncEngine,
 ):
     bus, _ = make_bus(engine)
-    await bus.call({"cmd": "notes.write"}, Note("a"), principal=ALICE, idempotency_key="k")
+    await bus.send_for_outcome(
+        {"cmd": "notes.write"}, Note("a"), principal=ALICE, idempotency_key="k"
+    )
     async with write_transaction(engine) as session:
         await session.execute(update(KEYS).values(expires_at=utcnow() - timedelta(seconds=1)))
 
-    again = await bus.call({"cmd": "notes.write"}, Note("a"), principal=ALICE, idempotency_key="k")
+    again = await bus.send_for_outcome(
+        {"cmd": "notes.write"}, Note("a"), principal=ALICE, idempotency_key="k"
+    )
     assert not again.replayed
     assert await notes(engine) == 2
 
@@ -291,8 +315,8 @@ async def test_a_key_reused_after_expiry_runs_again_and_the_purge_removes_old_ke
 async def test_no_key_means_no_record(engine: AsyncEngine):
     bus, _ = make_bus(engine)
 
-    await bus.call({"cmd": "notes.write"}, Note("a"), principal=ALICE)
-    await bus.call({"cmd": "notes.write"}, Note("a"), principal=ALICE)
+    await bus.send_for_outcome({"cmd": "notes.write"}, Note("a"), principal=ALICE)
+    await bus.send_for_outcome({"cmd": "notes.write"}, Note("a"), principal=ALICE)
 
     assert await notes(engine) == 2
     async with engine.connect() as connection:

@@ -14,8 +14,8 @@ import msgspec
 import pytest
 from sqlalchemy import text
 
-from app.bus.bus import Bus, Outcome, Policy
-from app.bus.envelope import Envelope
+from app.bus.bus import Bus, Policy
+from app.bus.envelope import Envelope, Outcome
 from app.bus.pipeline import Context
 from app.bus.retry import Retries
 from app.bus.sender import Sender

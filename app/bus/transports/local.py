@@ -14,8 +14,8 @@ import contextlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from app.bus.bus import Bus, Outcome
-    from app.bus.envelope import Envelope
+    from app.bus.bus import Bus
+    from app.bus.envelope import Envelope, Outcome
 
 
 class LocalTransport:

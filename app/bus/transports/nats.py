@@ -26,8 +26,7 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 from app.bus import codec
-from app.bus.bus import Outcome
-from app.bus.envelope import module_of
+from app.bus.envelope import Outcome, module_of
 from app.errors import AppError, Invalid, Timeout, Unavailable
 
 if TYPE_CHECKING:
@@ -115,8 +114,7 @@ class NatsTransport:
             raise Unavailable(
                 "The message bus is unavailable", code="BUS_UNAVAILABLE", retry_after=1.0
             ) from None
-        result, replayed = codec.decode_reply(reply.data, registration.result_type)
-        return Outcome(result, replayed=replayed)
+        return codec.decode_reply(reply.data, registration.result_type)
 
 
 class RoutingTransport:
@@ -174,13 +172,13 @@ class ModuleServer:
             msgspec.DecodeError,
         ) as exc:
             error = exc if isinstance(exc, AppError) else Invalid(f"Malformed command: {exc}")
-            await message.respond(codec.encode_error(error.to_data()))
+            await message.respond(codec.encode_error(error))
             return
         try:
             outcome = await self._bus.dispatch(envelope)
-            reply = codec.encode_result(outcome.result, replayed=outcome.replayed)
+            reply = codec.encode_outcome(outcome)
         except AppError as error:
-            reply = codec.encode_error(error.to_data())
+            reply = codec.encode_error(error)
         try:
             await message.respond(reply)
         except nats.errors.Error:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from app.bus import codec
-from app.bus.bus import Outcome
+from app.bus.envelope import Outcome
 from app.bus.transports.local import LocalTransport
 from app.errors import AppError, Internal
 
@@ -38,8 +38,7 @@ class WireRoundTripTransport(LocalTransport):
             ) from None
         try:
             outcome = await self._bus.dispatch(incoming)
-            reply = codec.encode_result(outcome.result, replayed=outcome.replayed)
+            reply = codec.encode_outcome(outcome)
         except AppError as exc:
-            reply = codec.encode_error(exc.to_data())
-        result, replayed = codec.decode_reply(reply, registration.result_type)
-        return Outcome(result, replayed=replayed)
+            reply = codec.encode_error(exc)
+        return codec.decode_reply(reply, registration.result_type)

@@ -46,7 +46,7 @@ class AuthController(Controller):
         """Join an organization (`organizationId`) as USER, or found one (`organizationName`)."""
         gateway = gateway_of(request)
         async with gateway.limits.password_check(client_of(request.scope)):
-            outcome = await gateway.bus.call(
+            outcome = await gateway.bus.send_for_outcome(
                 SIGN_UP.pattern,
                 data,
                 idempotency_key=idempotency_key,

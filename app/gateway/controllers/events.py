@@ -219,7 +219,7 @@ async def _write(
     status_code: int = 200,
 ) -> Response[Any]:
     gateway = gateway_of(request)
-    outcome = await gateway.bus.call(
+    outcome = await gateway.bus.send_for_outcome(
         command.pattern,
         payload,
         principal=principal_of(request),
