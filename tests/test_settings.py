@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from app.settings import DEVELOPMENT_JWT_SECRET, Settings, SettingsError
+from app.settings import DEVELOPMENT_JWT_SECRET, VARIABLES, Settings, SettingsError
 
 SECRET = "s" * 32
 
@@ -254,3 +255,12 @@ def test_a_variable_that_looks_like_a_misspelled_setting_is_warned_about():
     assert settings.startup_warnings()[1:] == [
         "RATE_LIMIT_PER_MIN is not a setting (ignored); did you mean RATE_LIMIT_PER_MINUTE?"
     ]
+
+
+def test_the_readme_documents_every_setting_and_no_other():
+    """Settings are declared once, as fields; the README's table is checked against them."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    rows = [line.split("|")[1] for line in readme.splitlines() if line.startswith("| `")]
+    documented = {name for row in rows for name in re.findall(r"`([A-Z][A-Z0-9_]+)`", row)}
+
+    assert documented == set(VARIABLES)
