@@ -20,7 +20,8 @@ from app.bus.retry import Retries
 from app.bus.tracing import HandleTracingMiddleware, SendTracingMiddleware
 from app.bus.transaction import TransactionMiddleware
 from app.bus.transports.local import LocalTransport
-from app.bus.transports.nats import NatsTransport, RoutingTransport
+from app.bus.transports.nats_client import NatsTransport
+from app.bus.transports.routing import RoutingTransport
 from app.bus.transports.wire import WireRoundTripTransport
 from app.faults import FaultMiddleware
 from app.modules.auth import module as auth_module

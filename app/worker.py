@@ -18,7 +18,8 @@ from loguru import logger
 from app import startup, telemetry
 from app.bootstrap import build_bus
 from app.bus.transports.local import LocalTransport
-from app.bus.transports.nats import ModuleServer, connect
+from app.bus.transports.nats_connection import connect
+from app.bus.transports.nats_server import ModuleServer
 from app.logging import configure_logging
 from app.settings import Settings, SettingsError
 from app.storage.connect import open_database

@@ -143,7 +143,8 @@ async def nats_workers(settings: Settings, count: int = 1) -> AsyncIterator[list
     processes would have), on the settings' database."""
     from app.bootstrap import build_bus
     from app.bus.transports.local import LocalTransport
-    from app.bus.transports.nats import ModuleServer, connect
+    from app.bus.transports.nats_connection import connect
+    from app.bus.transports.nats_server import ModuleServer
     from app.storage.connect import open_database
 
     servers: list[Any] = []

@@ -70,3 +70,33 @@ def test_modules_own_prefixed_tables_with_no_cross_module_foreign_keys():
             assert foreign_key.column.table.name.startswith(prefix), (
                 f"{table.name} refers to {foreign_key.column.table.name} across a module boundary"
             )
+
+
+def test_the_layout_in_docs_names_every_file_of_the_tree_and_no_other():
+    """docs/architecture.md's layout is the tree as it is: a file added, moved or removed without
+    it fails here."""
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    block = text.split("```\napp/\n", 1)[1].split("```", 1)[0]
+    modules = sorted(
+        p.name for p in (ROOT / "app" / "modules").iterdir() if (p / "module.py").exists()
+    )
+    folders: list[str] = ["app"]
+    documented: set[str] = set()
+    for line in block.splitlines():
+        indent = len(line) - len(line.lstrip())
+        if not line.strip() or indent >= 16:  # a description's continuation
+            continue
+        entry = line.split()[0]
+        del folders[indent // 2 :]  # back up to this entry's folder
+        if entry.endswith("/"):
+            folders.append(entry.rstrip("/"))
+            continue
+        names = [entry.replace("<name>", m) for m in modules] if "<name>" in entry else [entry]
+        documented.update("/".join([*folders, name]) for name in names)
+    actual = {
+        str(path.relative_to(ROOT))
+        for path in (ROOT / "app").rglob("*.py")
+        if path.name != "__init__.py"
+    }
+
+    assert documented == actual
