@@ -173,6 +173,18 @@ def _nats_url(raw: str) -> str:
     return raw
 
 
+_SUBJECT_TOKENS = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
+
+
+def _subject_prefix(raw: str) -> str:
+    if len(raw) > 64 or not _SUBJECT_TOKENS.match(raw):
+        raise ValueError(
+            "must be up to 64 characters of letters, digits, - and _, in dot-separated tokens "
+            "(no spaces or wildcards), such as eventboard or acme.staging"
+        )
+    return raw
+
+
 def _modules(raw: str) -> tuple[str, ...]:
     if raw.lower() == "none":
         return ()
@@ -228,6 +240,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     log_format: Annotated[LogFormat, Env()] = "text"
     bus_transport: Annotated[BusTransport, Env()] = "local"
     nats_url: Annotated[str, Env(_nats_url)] = "nats://127.0.0.1:4222"
+    nats_subject_prefix: Annotated[str, Env(_subject_prefix)] = "eventboard"
+    """Prefixes every NATS subject and queue group: deployments sharing a server stay apart."""
     bus_local_modules: Annotated[tuple[str, ...], Env(_modules)] = ("auth", "events")
     """With BUS_TRANSPORT=nats: the modules that still run in this process."""
     max_body_bytes: Annotated[int, Env(_int_between(1024, 16 * 1024 * 1024))] = 64 * 1024

@@ -18,7 +18,7 @@ from loguru import logger
 from app import startup, telemetry
 from app.bootstrap import build_bus
 from app.bus.transports.local import LocalTransport
-from app.bus.transports.nats_connection import connect
+from app.bus.transports.nats_connection import Subjects, connect
 from app.bus.transports.nats_server import ModuleServer
 from app.logging import configure_logging
 from app.settings import Settings, SettingsError
@@ -51,7 +51,8 @@ async def serve(modules: list[str], settings: Settings, stop: asyncio.Event) -> 
     bus = parts.bus
     bus.connect(LocalTransport(bus))  # what a handler sends itself stays in this process
     client = await connect(settings.nats_url, f"eventboard-worker-{'+'.join(modules)}")
-    servers = [ModuleServer(bus, client, module) for module in modules]
+    subjects = Subjects(settings.nats_subject_prefix)
+    servers = [ModuleServer(bus, client, module, subjects) for module in modules]
     for server in servers:
         await server.start()
     logger.bind(modules=",".join(modules)).info("worker ready")

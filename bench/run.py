@@ -2,6 +2,7 @@
 
     make bench                      # = uv run python bench/run.py --write
     uv run python bench/run.py --seconds 5 --runs 3 [--only ping,get] [--profile] [--write]
+    uv run python bench/run.py --only ping,get,post --baseline 5b18ab2   # this tree vs a commit
 
 Needs `wrk` (Debian package `wrk`) for the HTTP scenarios, and Node.js with npm for the NestJS
 peer (built once into bench/.peer/, which git ignores). Everything runs on this machine over
@@ -22,6 +23,10 @@ Scenarios (see bench/RESULTS.md for the targets):
 - post: POST /events without and with Idempotency-Key versus a raw aiosqlite insert + commit;
 - search: GET /events?limit=20&search=... over 100k events, one connection;
 - burst: GET /events/{id} while 16 clients log in, versus the same GET alone.
+
+`--baseline REF` also runs the app as it was at a git commit (extracted with `git archive`, run
+with this environment's packages) beside this tree's, interleaved, in ping, get and post: the
+way to show a change costs nothing, on a machine too noisy to compare separate runs.
 """
 
 from __future__ import annotations
@@ -147,13 +152,18 @@ def _running(
 
 @contextmanager
 def server(
-    app: str, env: dict[str, str], ready: str = "/health/live", flags: tuple[str, ...] = SERVE_FLAGS
+    app: str,
+    env: dict[str, str],
+    ready: str = "/health/live",
+    flags: tuple[str, ...] = SERVE_FLAGS,
+    tree: Path = ROOT,
 ) -> Iterator[Server]:
     """`uvicorn <app>` as `make run` starts the app, on a free loopback port, logs to
-    /dev/null (the app's log lines are written as usual, to a sink that discards them)."""
+    /dev/null (the app's log lines are written as usual, to a sink that discards them).
+    `tree`: the source tree to run (a `--baseline` commit's)."""
     port = free_port()
     command = [sys.executable, "-m", "uvicorn", app, "--port", str(port), *flags]
-    with _running([command], env, ROOT) as processes:
+    with _running([command], env, tree) as processes:
         url = f"http://127.0.0.1:{port}"
         _wait_ready(url + ready, processes, app)
         yield Server(url, [process.pid for process in processes])
@@ -449,6 +459,33 @@ class Report:
     args: argparse.Namespace
     sections: list[str] = field(default_factory=list)
     verdicts: list[tuple[str, str, bool]] = field(default_factory=list)
+    baseline: Path | None = None
+    """The `--baseline` commit's source tree."""
+
+    @contextmanager
+    def baseline_server(self, app: str, env: dict[str, str]) -> Iterator[Server | None]:
+        if self.baseline is None:
+            yield None
+            return
+        with server(app, env, tree=self.baseline) as running:
+            yield running
+
+    def against_baseline(
+        self,
+        what: str,
+        current: Sample,
+        baseline: Sample | None,
+        limit: float = 1.05,
+    ) -> None:
+        """CPU per request of this tree over the baseline's, as a target."""
+        if baseline is None:
+            return
+        ratio = (current.cpu_us or 0) / (baseline.cpu_us or 1)
+        self.target(
+            f"{what} CPU per request <= {limit:.2f}x {self.args.baseline}'s",
+            f"{ratio:.2f}x",
+            ratio <= limit,
+        )
 
     def table(self, title: str, samples: list[Sample], notes: str = "") -> None:
         lines = [f"### {title}", ""]
@@ -587,6 +624,7 @@ def scenario_ping(report: Report, folder: Path) -> None:
         server("bench.apps.ping:bus_app", app_env(database)) as ours,
         server("bench.apps.ping:direct_app", app_env(database)) as plain,
         server("bench.apps.ping:bus_app", app_env(database, LOG_LEVEL="WARNING")) as silent,
+        report.baseline_server("bench.apps.ping:bus_app", app_env(database)) as before,
     ):
         targets = [
             (nest, peer.url + "/ping", script, peer.pids),
@@ -594,9 +632,11 @@ def scenario_ping(report: Report, folder: Path) -> None:
             (direct, plain.url + "/bench/ping", script, plain.pids),
             (quiet, silent.url + "/bench/ping", script, silent.pids),
         ]
+        then = _baseline_sample(report, before, "/bench/ping", script, targets)
         interleaved(targets, runs=report.args.runs, connections=64, seconds=report.args.seconds)
         report.table(
-            "ping: one round trip through the gateway, 64 connections", [nest, bus, direct, quiet]
+            "ping: one round trip through the gateway, 64 connections",
+            [nest, bus, direct, quiet, *([then] if then else [])],
         )
         if report.args.profile:
             report.profiles(
@@ -608,8 +648,24 @@ def scenario_ping(report: Report, folder: Path) -> None:
             )
     cpu = (bus.cpu_us or 0) / (nest.cpu_us or 1)
     report.target("ping CPU per request <= 0.75x the NestJS peer's", f"{cpu:.2f}x", cpu <= 0.75)
+    report.against_baseline("ping", bus, then)
     rps = bus.rps / nest.rps
     report.target("ping req/s >= 1.0x the NestJS peer's", f"{rps:.2f}x", rps >= 1.0)
+
+
+def _baseline_sample(
+    report: Report,
+    before: Server | None,
+    path: str,
+    script: Path,
+    targets: list[tuple[Sample, str, Path, list[int]]],
+) -> Sample | None:
+    """The baseline's sample, added to the interleaved targets (None without `--baseline`)."""
+    if before is None:
+        return None
+    sample = Sample(f"EventBoard at {report.args.baseline}")
+    targets.append((sample, before.url + path, script, before.pids))
+    return sample
 
 
 def _profiled(
@@ -626,6 +682,7 @@ def scenario_get(report: Report, folder: Path) -> None:
         server("app.main:app", app_env(database)) as app,
         server("app.main:app", app_env(database, LOG_LEVEL="WARNING")) as silent,
         raw_reference(database) as raw,
+        report.baseline_server("app.main:app", app_env(database)) as before,
     ):
         authed = wrk_script(
             folder, "GET", {"Authorization": f"Bearer {login(app.url)}"}, None, False
@@ -636,8 +693,12 @@ def scenario_get(report: Report, folder: Path) -> None:
             (reference, f"{raw.url}/events/{EVENT}", plain, raw.pids),
             (quiet, f"{silent.url}/events/{EVENT}", authed, silent.pids),
         ]
+        then = _baseline_sample(report, before, f"/events/{EVENT}", authed, targets)
         interleaved(targets, runs=report.args.runs, connections=64, seconds=report.args.seconds)
-        report.table("get: GET /events/{id}, 64 connections", [project, reference, quiet])
+        report.table(
+            "get: GET /events/{id}, 64 connections",
+            [project, reference, quiet, *([then] if then else [])],
+        )
         if report.args.profile:
             report.profiles(
                 "get",
@@ -650,6 +711,7 @@ def scenario_get(report: Report, folder: Path) -> None:
     report.target("GET >= 0.60x raw aiosqlite", f"{ratio:.2f}x", ratio >= 0.60)
     p99 = project.p99 / reference.p99
     report.target("GET p99 <= 2x the reference's", f"{p99:.2f}x", p99 <= 2)
+    report.against_baseline("GET", project, then)
 
 
 def scenario_post(report: Report, folder: Path) -> None:
@@ -660,6 +722,7 @@ def scenario_post(report: Report, folder: Path) -> None:
     with (
         server("app.main:app", app_env(database)) as app,
         raw_reference(database) as raw,
+        report.baseline_server("app.main:app", app_env(database)) as before,
     ):
         headers = {**json_header, "Authorization": f"Bearer {login(app.url)}"}
         plain = wrk_script(folder, "POST", headers, BODY, keyed=False)
@@ -670,8 +733,12 @@ def scenario_post(report: Report, folder: Path) -> None:
             (keyed, f"{app.url}/events", with_key, app.pids),
             (reference, f"{raw.url}/events", raw_script, raw.pids),
         ]
+        then = _baseline_sample(report, before, "/events", plain, targets)
         interleaved(targets, runs=report.args.runs, connections=16, seconds=report.args.seconds)
-        report.table("post: POST /events, 16 connections", [unkeyed, keyed, reference])
+        report.table(
+            "post: POST /events, 16 connections",
+            [unkeyed, keyed, reference, *([then] if then else [])],
+        )
         if report.args.profile:
             report.profiles(
                 "post",
@@ -684,6 +751,7 @@ def scenario_post(report: Report, folder: Path) -> None:
     report.target("POST >= 0.55x the raw insert", f"{ratio:.2f}x", ratio >= 0.55)
     cost = unkeyed.rps / keyed.rps
     report.target("keyed create <= 1.2x an unkeyed one", f"{cost:.2f}x", cost <= 1.2)
+    report.against_baseline("POST", unkeyed, then)
 
 
 def scenario_search(report: Report, folder: Path) -> None:
@@ -764,6 +832,18 @@ HTTP_SCENARIOS = {
 }
 
 
+def extract(ref: str, into: Path) -> Path:
+    """The source tree at a git commit, as `git archive` gives it."""
+    into.mkdir()
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", "--format=tar", ref],
+        capture_output=True,
+        check=True,
+    )
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
+    return into
+
+
 def machine() -> str:
     cpu = "unknown CPU"
     try:
@@ -791,6 +871,7 @@ def main() -> int:
     parser.add_argument("--only", default="", help="comma-separated scenarios (default: all)")
     parser.add_argument("--profile", action="store_true", help="where the CPU time goes")
     parser.add_argument("--write", action="store_true", help="update bench/RESULTS.md")
+    parser.add_argument("--baseline", help="a git commit to run beside this tree (ping, get, post)")
     args = parser.parse_args()
     chosen = [name for name in args.only.split(",") if name] or ["bus", *HTTP_SCENARIOS]
     if any(name != "bus" for name in chosen) and shutil.which("wrk") is None:
@@ -802,6 +883,8 @@ def main() -> int:
     report = Report(args)
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="eventboard-bench-") as folder:
+        if args.baseline:
+            report.baseline = extract(args.baseline, Path(folder) / "baseline")
         for name in chosen:
             print(f"== {name}", flush=True)
             if name == "bus":
@@ -813,6 +896,7 @@ def main() -> int:
         [f"--seconds {args.seconds:g}", f"--runs {args.runs}"]
         + ([f"--only {args.only}"] if args.only else [])
         + (["--profile"] if args.profile else [])
+        + ([f"--baseline {args.baseline}"] if args.baseline else [])
     )
     verdicts = ["| target | measured | |", "|---|---|---|"] + [
         f"| {what} | {measured} | {'met' if held else '**missed**'} |"

@@ -86,6 +86,8 @@ def make_settings(database: Path | str, **overrides: object) -> Settings:
         "bcrypt_rounds": 4,
         "bus_transport": "local-wire",
         "log_level": "WARNING",
+        # A deployment of its own on the shared NATS server: no test sees another's workers.
+        "nats_subject_prefix": f"test-{uuid.uuid4().hex[:12]}",
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
@@ -143,7 +145,7 @@ async def nats_workers(settings: Settings, count: int = 1) -> AsyncIterator[list
     processes would have), on the settings' database."""
     from app.bootstrap import build_bus
     from app.bus.transports.local import LocalTransport
-    from app.bus.transports.nats_connection import connect
+    from app.bus.transports.nats_connection import Subjects, connect
     from app.bus.transports.nats_server import ModuleServer
     from app.storage.connect import open_database
 
@@ -159,7 +161,7 @@ async def nats_workers(settings: Settings, count: int = 1) -> AsyncIterator[list
             client = await connect(settings.nats_url, f"test-worker-{number}")
             clients.append(client)
             for module in ("auth", "events"):
-                server = ModuleServer(bus, client, module)
+                server = ModuleServer(bus, client, module, Subjects(settings.nats_subject_prefix))
                 await server.start()
                 servers.append(server)
         yield servers

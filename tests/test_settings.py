@@ -76,6 +76,9 @@ def test_short_jwt_secret_is_refused_without_echoing_it():
         ("LOG_LEVEL", "loud"),
         ("DATABASE_URL", "mysql://x"),
         ("BUS_TRANSPORT", "carrier-pigeon"),
+        ("NATS_SUBJECT_PREFIX", "acme.>"),
+        ("NATS_SUBJECT_PREFIX", "acme staging"),
+        ("NATS_SUBJECT_PREFIX", "acme..staging"),
     ],
 )
 def test_a_bad_value_names_its_setting(name, value):
@@ -264,3 +267,12 @@ def test_the_readme_documents_every_setting_and_no_other():
     documented = {name for row in rows for name in re.findall(r"`([A-Z][A-Z0-9_]+)`", row)}
 
     assert documented == set(VARIABLES)
+
+
+def test_a_subject_prefix_of_dot_separated_tokens_is_taken():
+    assert (
+        Settings.from_env(
+            {"NATS_SUBJECT_PREFIX": "acme.staging-2"}, env_file=None
+        ).nats_subject_prefix
+        == "acme.staging-2"
+    )

@@ -142,3 +142,38 @@ async def test_a_nats_restart_is_survived_without_restarting_anything(database: 
 
     assert before.status_code == 200
     assert after.status_code == 200
+
+
+async def test_two_deployments_on_one_nats_server_each_see_only_their_own_commands(
+    tmp_path: Path,
+):
+    """NATS_SUBJECT_PREFIX: staging's workers never serve production's commands, nor the reverse,
+    although both use one NATS server and the same module names."""
+    url = nats_url()
+    async with (
+        cluster(tmp_path / "one.db", url, workers=1) as (one, one_admin),
+        cluster(tmp_path / "two.db", url, workers=1) as (two, two_admin),
+    ):
+        created = await one.post("/events", json=new_event(title="Only here"), headers=one_admin)
+        in_one = await one.get("/events?search=Only%20here", headers=one_admin)
+        in_two = await two.get("/events?search=Only%20here", headers=two_admin)
+        from_two = await two.get(f"/events/{created.json()['id']}", headers=two_admin)
+
+    assert created.status_code == 201
+    assert in_one.json()["meta"]["total"] == 1
+    assert in_two.json()["meta"]["total"] == 0  # two's worker answered, from two's database
+    assert from_two.status_code == 404
+
+
+async def test_a_deployment_without_workers_is_not_served_by_another_deployments(tmp_path: Path):
+    url = nats_url()
+    async with (
+        cluster(tmp_path / "served.db", url, workers=1) as (served, served_admin),
+        cluster(tmp_path / "alone.db", url, workers=0) as (alone, alone_admin),
+    ):
+        answered = await served.get("/events", headers=served_admin)
+        refused = await alone.get("/events", headers=alone_admin)
+
+    assert answered.status_code == 200
+    assert refused.status_code == 503
+    assert refused.json()["code"] == "NO_RESPONDERS"

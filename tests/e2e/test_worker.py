@@ -24,6 +24,7 @@ def worker_environment(settings: Settings, fault: dict[str, object]) -> dict[str
         "APP_ENV": "test",
         "DATABASE_URL": settings.database_url,
         "NATS_URL": settings.nats_url,
+        "NATS_SUBJECT_PREFIX": settings.nats_subject_prefix,
         "JWT_SECRET": TEST_SECRET,
         "SEED_DEMO_DATA": "false",
         "BUS_FAULTS": json.dumps([fault]),

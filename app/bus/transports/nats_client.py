@@ -1,9 +1,9 @@
 """The send side of the bus over NATS request/reply (NestJS's client proxy): a command goes to
-subject `cmd.<pattern>`, its envelope metadata in headers, the MessagePack payload as body, and
-waits for the reply at most the remaining deadline. No worker listening is `Unavailable`
-NO_RESPONDERS: the command never started, so the send side may retry it and answers 503 when
-attempts run out, at once rather than at the deadline. The client reconnects by itself after a
-NATS restart. The handle side is `nats_server.py`.
+subject `<prefix>.cmd.<pattern>`, its envelope metadata in headers, the MessagePack payload as
+body, and waits for the reply at most the remaining deadline. No worker listening is
+`Unavailable` NO_RESPONDERS: the command never started, so the send side may retry it and answers
+503 when attempts run out, at once rather than at the deadline. The client reconnects by itself
+after a NATS restart. The handle side is `nats_server.py`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from nats.aio.client import Client
 
 from app.bus import codec
 from app.bus.envelope import Outcome, module_of
-from app.bus.transports.nats_connection import SUBJECT_PREFIX, connect
+from app.bus.transports.nats_connection import Subjects, connect
 from app.errors import Timeout, Unavailable
 
 if TYPE_CHECKING:
@@ -31,10 +31,11 @@ class NoWorker(Unavailable):
 
 
 class NatsTransport:
-    def __init__(self, bus: Bus, url: str, name: str) -> None:
+    def __init__(self, bus: Bus, url: str, name: str, subjects: Subjects) -> None:
         self._bus = bus
         self._url = url
         self._name = name
+        self._subjects = subjects
         self._client: Client | None = None
 
     async def open(self) -> None:
@@ -58,7 +59,7 @@ class NatsTransport:
             raise Timeout(f"The {module} module did not answer in time")
         try:
             reply = await self._client.request(
-                SUBJECT_PREFIX + envelope.pattern,
+                self._subjects.command(envelope.pattern),
                 msgspec.msgpack.encode(envelope.payload),
                 timeout=remaining,
                 headers=codec.envelope_headers(envelope),

@@ -1,5 +1,7 @@
-"""A NATS connection as both sides of the NATS transport open it, and the subjects commands use:
-`cmd.<pattern>` (`cmd.events.submit`)."""
+"""A NATS connection as both sides of the NATS transport open it, and the subjects of one
+deployment: commands on `<prefix>.cmd.<pattern>` (`eventboard.cmd.events.submit`), served by the
+queue group `<prefix>.<module>`. The prefix (NATS_SUBJECT_PREFIX) keeps deployments that share a
+NATS server apart: each sees only its own commands."""
 
 from __future__ import annotations
 
@@ -7,7 +9,29 @@ import nats
 from loguru import logger
 from nats.aio.client import Client
 
-SUBJECT_PREFIX = "cmd."
+
+class Subjects:
+    """The subjects and queue groups of the deployment named by `prefix`."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self._commands = f"{prefix}.cmd."
+
+    def command(self, pattern: str) -> str:
+        """Where a command is sent: `<prefix>.cmd.events.submit`."""
+        return self._commands + pattern
+
+    def pattern(self, subject: str) -> str:
+        """The pattern a command subject carries."""
+        return subject.removeprefix(self._commands)
+
+    def module(self, module: str) -> str:
+        """Every command of a module: `<prefix>.cmd.events.>`."""
+        return f"{self._commands}{module}.>"
+
+    def queue(self, module: str) -> str:
+        """The queue group a module's workers share: `<prefix>.events`."""
+        return f"{self.prefix}.{module}"
 
 
 async def connect(url: str, name: str) -> Client:

@@ -1,8 +1,8 @@
 """The handle side of the bus over NATS (NestJS's NATS server): a worker subscribes to
-`cmd.<module>.>` in the queue group `<module>`, so N workers share the load; each message runs in
-a task of its own through the bus's handle chain (deadline, tracing, idempotency,
-transaction...), and the reply carries the outcome or the error's data. Draining stops taking
-messages and waits for those in flight. The send side is `nats_client.py`.
+`<prefix>.cmd.<module>.>` in the queue group `<prefix>.<module>`, so N workers share the load;
+each message runs in a task of its own through the bus's handle chain (deadline, tracing,
+idempotency, transaction...), and the reply carries the outcome or the error's data. Draining
+stops taking messages and waits for those in flight. The send side is `nats_client.py`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 from app.bus import codec
-from app.bus.transports.nats_connection import SUBJECT_PREFIX
+from app.bus.transports.nats_connection import Subjects
 from app.errors import AppError, Invalid
 
 if TYPE_CHECKING:
@@ -28,16 +28,19 @@ if TYPE_CHECKING:
 class ModuleServer:
     """A module's commands served from NATS."""
 
-    def __init__(self, bus: Bus, client: Client, module: str) -> None:
+    def __init__(self, bus: Bus, client: Client, module: str, subjects: Subjects) -> None:
         self._bus = bus
         self._client = client
         self.module = module
+        self._subjects = subjects
         self._subscription: Subscription | None = None
         self._running: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         self._subscription = await self._client.subscribe(
-            f"{SUBJECT_PREFIX}{self.module}.>", queue=self.module, cb=self._received
+            self._subjects.module(self.module),
+            queue=self._subjects.queue(self.module),
+            cb=self._received,
         )
         await self._client.flush()
         logger.bind(module=self.module).info("serving module over NATS")
@@ -48,7 +51,7 @@ class ModuleServer:
         task.add_done_callback(self._running.discard)
 
     async def _handle(self, message: Msg) -> None:
-        pattern = message.subject.removeprefix(SUBJECT_PREFIX)
+        pattern = self._subjects.pattern(message.subject)
         try:
             registration = self._bus.registration(pattern)
             envelope = codec.envelope_from_message(
