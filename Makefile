@@ -44,7 +44,7 @@ lint: install
 
 # A local cluster on PostgreSQL and NATS: gateway + two events workers + one auth worker.
 cluster: install
-	bash scripts/cluster.sh
+	PORT=$(PORT) bash scripts/cluster.sh
 
 # Production: migrations are an explicit step (the app migrates itself only outside production).
 migrate: install

@@ -164,6 +164,6 @@ def sending_side(settings: Settings, parts: BusParts) -> SendingSide:
     if not remote_modules:
         return SendingSide(local, None, remote_modules)
     subjects = Subjects(settings.nats_subject_prefix)
-    remote = NatsTransport(bus, settings.nats_url, "eventboard-gateway", subjects)
+    remote = NatsTransport(bus, settings.nats_url, "eventboard-gateway", subjects, remote_modules)
     routing = RoutingTransport(local, remote, frozenset(settings.bus_local_modules))
     return SendingSide(routing, remote, remote_modules)

@@ -57,9 +57,14 @@ def create_app(
         if remote is not None and not remote.connected:
             raise RuntimeError("not connected to NATS")
 
+    def workers() -> dict[str, int]:
+        local = dict.fromkeys(parts.modules - sending.remote_modules, 1)
+        return local | (remote.workers if remote is not None else {})
+
     probes = Probes(
         checks={"database": database.ping, "bus": bus_accepting},
         breakers=parts.breakers.states,
+        workers=workers,
     )
     background: set[asyncio.Task[None]] = set()
     restore_signal = _nothing

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# A local cluster: the gateway on :3000, two events workers and one auth worker, on the local
-# PostgreSQL and NATS. Ctrl+C stops everything. Logs and pid files are in data/cluster/.
+# A local cluster: the gateway on :3000 (PORT=), two events workers and one auth worker, on the
+# local PostgreSQL and NATS. It says "cluster up" once /health counts a worker for every module.
+# Ctrl+C stops everything. Logs and pid files are in data/cluster/.
 #
-#   make cluster
+#   make cluster                                 # or: make cluster PORT=3100
 #   kill "$(cat data/cluster/events-1.pid)"     # stop one events worker: the other takes over
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +14,8 @@ export DATABASE_URL=${DATABASE_URL:-$POSTGRES/eventboard}
 export NATS_URL=${NATS_URL:-nats://127.0.0.1:4222}
 export BUS_TRANSPORT=nats BUS_LOCAL_MODULES=none
 export REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379/0}
+PORT=${PORT:-3000}
+GATEWAY=http://127.0.0.1:$PORT
 LOGS=data/cluster
 mkdir -p "$LOGS"
 
@@ -54,13 +57,23 @@ start() {  # start NAME COMMAND...: in the background, log and pid in data/clust
 }
 
 PY=.venv/bin/python  # the processes themselves, not a wrapper: their pids are what kill reaches
-start gateway $PY -m uvicorn app.main:app --host 127.0.0.1 --port 3000 --no-access-log --no-proxy-headers --loop asyncio
-for _ in $(seq 1 100); do  # the gateway migrates and seeds before the workers start
-  curl -sf -o /dev/null http://127.0.0.1:3000/health/live && break
+start gateway $PY -m uvicorn app.main:app --host 127.0.0.1 --port "$PORT" --no-access-log --no-proxy-headers --loop asyncio
+for _ in $(seq 1 150); do  # the gateway migrates and seeds before the workers start
+  curl -sf -o /dev/null "$GATEWAY/health/live" && break
   sleep 0.2
 done
 start events-1 $PY -m app.worker events
 start events-2 $PY -m app.worker events
 start auth-1 $PY -m app.worker auth
-echo "cluster up: http://127.0.0.1:3000 (gateway) on $DATABASE_URL and $NATS_URL; Ctrl+C stops it"
-wait
+# /health is 200 once every module has a worker answering (it is 503 "degraded" until then).
+for _ in $(seq 1 300); do
+  if curl -sf -o /dev/null "$GATEWAY/health"; then
+    echo "cluster up: $GATEWAY (gateway) on $DATABASE_URL and $NATS_URL; Ctrl+C stops it"
+    wait
+    exit
+  fi
+  sleep 0.2
+done
+echo "cluster not up after 60 s: see $LOGS/*.log; /health says:" >&2
+curl -s "$GATEWAY/health" >&2 || true
+exit 1

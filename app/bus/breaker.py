@@ -153,7 +153,11 @@ class Breakers:
 
 def failed(error: Exception) -> bool:
     """Whether a call that raised `error` counts as a failure of its dependency: transient and
-    internal errors do; domain and overload refusals do not; anything unexpected does."""
+    internal errors do; domain and overload refusals do not, nor a refusal that is already fast
+    and final (no worker runs the module: an open breaker would only delay its return); anything
+    unexpected does."""
     if isinstance(error, AppError):
+        if error.category == Category.UNAVAILABLE and not error.transient:
+            return False
         return error.category in _FAILURES
     return True

@@ -46,7 +46,7 @@ def _gateway(settings: Settings, bus: Bus, route: Any) -> Litestar:
     app = create_gateway(
         settings,
         bus,
-        probes=Probes(checks={}, breakers=dict),
+        probes=Probes(checks={}, breakers=dict, workers=dict),
         limits=RateLimits(settings),
     )
     app.register(route)

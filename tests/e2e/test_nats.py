@@ -177,3 +177,80 @@ async def test_a_deployment_without_workers_is_not_served_by_another_deployments
     assert answered.status_code == 200
     assert refused.status_code == 503
     assert refused.json()["code"] == "NO_RESPONDERS"
+
+
+async def health_until(
+    client: httpx.AsyncClient, module: str, workers: int
+) -> tuple[httpx.Response, float]:
+    """/health once it counts `workers` for `module` (at most 5 s), and how long that took."""
+    began = time.perf_counter()
+    while True:
+        health = await client.get("/health")
+        if health.json()["modules"][module]["workers"] == workers:
+            return health, time.perf_counter() - began
+        assert time.perf_counter() - began < 5, health.json()
+        await asyncio.sleep(0.05)
+
+
+async def test_health_counts_each_modules_workers_and_is_503_when_one_has_none(database: Path):
+    settings = gateway_settings(database, nats_url())
+    worker = msgspec.structs.replace(settings, seed_demo_data=False)
+    async with serve(create_app(settings)) as client:
+        alone = await client.get("/health")
+        ready_alone = await client.get("/health/ready")
+        async with nats_workers(worker, count=2):
+            served, counted_in = await health_until(client, "events", 2)
+        gone, noticed_in = await health_until(client, "events", 0)
+
+    assert alone.status_code == 503
+    assert alone.json()["status"] == "degraded"
+    assert alone.json()["modules"] == {
+        "auth": {"status": "up", "workers": 1},  # served in the gateway's own process
+        "events": {"status": "down", "workers": 0},
+    }
+    assert ready_alone.status_code == 200  # readiness is this process's own dependencies
+    assert served.status_code == 200
+    assert served.json()["modules"]["events"] == {"status": "up", "workers": 2}
+    assert counted_in < 2.0 and noticed_in < 2.0  # a census a second
+    assert gone.status_code == 503
+
+
+async def test_a_module_known_to_have_no_worker_is_refused_at_once_and_served_when_one_comes(
+    database: Path,
+):
+    """No retries while nothing could answer, and no breaker left open afterwards: the first
+    command after a worker starts is served."""
+    settings = make_settings(
+        database,
+        bus_transport="nats",
+        nats_url=nats_url(),
+        bus_local_modules=("auth",),
+        attempts_read=3,
+        retry_base_delay=1.0,
+    )
+    worker = msgspec.structs.replace(settings, seed_demo_data=False)
+    async with serve(create_app(settings)) as client:
+        admin = {"Authorization": f"Bearer {await login(client, 'admin@acme.com')}"}
+        retried_before = _retries("NO_RESPONDERS")
+        began = time.perf_counter()
+        refused = [await client.get("/events", headers=admin) for _ in range(20)]
+        elapsed = time.perf_counter() - began
+        retried = _retries("NO_RESPONDERS") - retried_before
+        async with nats_workers(worker, count=1):
+            served = await client.get("/events", headers=admin)
+
+    assert {r.status_code for r in refused} == {503}
+    assert {r.json()["code"] for r in refused} == {"NO_RESPONDERS"}
+    assert all(r.headers["Retry-After"] == "1" for r in refused)
+    assert retried == 0
+    assert elapsed < 2.0  # 20 refusals; one retry alone would wait up to 1 s
+    assert served.status_code == 200
+
+
+def _retries(reason: str) -> float:
+    from prometheus_client import REGISTRY
+
+    value = REGISTRY.get_sample_value(
+        "eventboard_bus_retries_total", {"module": "events", "reason": reason}
+    )
+    return value or 0.0

@@ -1,13 +1,18 @@
 """A NATS connection as both sides of the NATS transport open it, and the subjects of one
 deployment: commands on `<prefix>.cmd.<pattern>` (`eventboard.cmd.events.submit`), served by the
-queue group `<prefix>.<module>`. The prefix (NATS_SUBJECT_PREFIX) keeps deployments that share a
-NATS server apart: each sees only its own commands."""
+queue group `<prefix>.<module>`; every worker of a module also answers on
+`<prefix>.workers.<module>`, which is how the gateway counts them. The prefix
+(NATS_SUBJECT_PREFIX) keeps deployments that share a NATS server apart: each sees only its own
+commands."""
 
 from __future__ import annotations
 
 import nats
 from loguru import logger
 from nats.aio.client import Client
+
+PRESENT = b"present"
+"""A worker's answer to a census."""
 
 
 class Subjects:
@@ -32,6 +37,10 @@ class Subjects:
     def queue(self, module: str) -> str:
         """The queue group a module's workers share: `<prefix>.events`."""
         return f"{self.prefix}.{module}"
+
+    def presence(self, module: str) -> str:
+        """Where each worker of a module answers a census (no queue group: all of them do)."""
+        return f"{self.prefix}.workers.{module}"
 
 
 async def connect(url: str, name: str) -> Client:

@@ -8,6 +8,7 @@ stops taking messages and waits for those in flight. The send side is `nats_clie
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import TYPE_CHECKING
 
 import msgspec
@@ -18,7 +19,7 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 from app.bus import codec
-from app.bus.transports.nats_connection import Subjects
+from app.bus.transports.nats_connection import PRESENT, Subjects
 from app.errors import AppError, Invalid
 
 if TYPE_CHECKING:
@@ -34,9 +35,13 @@ class ModuleServer:
         self.module = module
         self._subjects = subjects
         self._subscription: Subscription | None = None
+        self._presence: Subscription | None = None
         self._running: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
+        self._presence = await self._client.subscribe(
+            self._subjects.presence(self.module), cb=self._present
+        )
         self._subscription = await self._client.subscribe(
             self._subjects.module(self.module),
             queue=self._subjects.queue(self.module),
@@ -44,6 +49,11 @@ class ModuleServer:
         )
         await self._client.flush()
         logger.bind(module=self.module).info("serving module over NATS")
+
+    async def _present(self, message: Msg) -> None:
+        """Answer a census: this process serves the module."""
+        with contextlib.suppress(nats.errors.Error):
+            await message.respond(PRESENT)
 
     async def _received(self, message: Msg) -> None:
         task = asyncio.create_task(self._handle(message))
@@ -79,6 +89,9 @@ class ModuleServer:
 
     async def drain(self, grace: float) -> None:
         """Stop taking commands, let those in flight finish (within `grace` seconds)."""
+        if self._presence is not None:  # no longer counted as serving
+            await self._presence.unsubscribe()
+            self._presence = None
         if self._subscription is not None:
             await self._subscription.unsubscribe()
             self._subscription = None

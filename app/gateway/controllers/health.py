@@ -1,5 +1,6 @@
-"""Probes: `/health/live` (the process answers), `/health/ready` (dependencies reachable and not
-draining), `/health` (every check with its status and latency, breakers included).
+"""Probes: `/health/live` (the process answers), `/health/ready` (this process's own dependencies
+reachable and not draining), `/health` (every check with its status and latency, breakers
+included, and each module with the processes serving it).
 
 None needs auth, is rate limited, or counts in request metrics.
 """
@@ -28,10 +29,21 @@ class CheckResult(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True,
     """`timed out` or `unavailable`; the cause is in the server's log, never here."""
 
 
-class HealthReport(msgspec.Struct, frozen=True, kw_only=True):
+class ModuleReport(msgspec.Struct, frozen=True, kw_only=True):
     status: str
-    """`ok`; `degraded` when a breaker is not closed; `unavailable` when a dependency is down."""
+    """`up` when at least one process serves the module, else `down`."""
+    workers: int
+    """Processes serving the module: this one for a module in process; for a remote module, the
+    workers that answered the last census (taken every second)."""
+
+
+class HealthReport(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    status: str
+    """`ok`; `degraded` when a breaker is not closed or a module has no worker (503);
+    `unavailable` when a dependency of this process is down (503)."""
     checks: dict[str, CheckResult]
+    modules: dict[str, ModuleReport] | None = None
+    """Each module and the processes serving it (`/health` only)."""
 
 
 class Liveness(msgspec.Struct, frozen=True):
@@ -45,7 +57,9 @@ class Probes:
     checks: Mapping[str, Callable[[], Awaitable[None]]]
     """Dependency checks (database, bus): each raises when its dependency is unusable."""
     breakers: Callable[[], Mapping[str, str]]
-    """Breaker state per target module."""
+    """Breaker state per command pattern."""
+    workers: Callable[[], Mapping[str, int]]
+    """Processes serving each module (1 for a module in this process)."""
 
 
 async def _run(name: str, check: Callable[[], Awaitable[None]]) -> tuple[str, CheckResult]:
@@ -107,7 +121,14 @@ class HealthController(Controller):
         checks = await _dependencies(probes)
         code = _status_code(checks)
         breakers = {f"breaker:{m}": CheckResult(status=s) for m, s in probes.breakers().items()}
+        modules = {
+            module: ModuleReport(status="up" if count else "down", workers=count)
+            for module, count in sorted(probes.workers().items())
+        }
         status = "unavailable" if code != 200 else "ok"
-        if code == 200 and any(b.status != "closed" for b in breakers.values()):
+        if code == 200 and any(m.status == "down" for m in modules.values()):
+            status, code = "degraded", 503
+        elif code == 200 and any(b.status != "closed" for b in breakers.values()):
             status = "degraded"
-        return Response(HealthReport(status=status, checks=checks | breakers), status_code=code)
+        report = HealthReport(status=status, checks=checks | breakers, modules=modules)
+        return Response(report, status_code=code)
