@@ -212,6 +212,16 @@ def _trusted_proxies(raw: str) -> tuple[str, ...]:
     return tuple(networks)
 
 
+def _host(raw: str) -> str:
+    try:
+        ipaddress.ip_address(raw)
+    except ValueError:
+        raise ValueError(
+            "must be an IP address to listen on, such as 127.0.0.1 or 0.0.0.0"
+        ) from None
+    return raw
+
+
 def _redis_url(raw: str) -> str:
     if not raw.startswith(("redis://", "rediss://")):
         raise ValueError("must start with redis:// or rediss://")
@@ -286,6 +296,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     slow_command_ms: Annotated[int, Env(_int_between(1, 600_000))] = 500
     """A command slower than this gets a WARNING line of its own."""
     shutdown_grace_seconds: Annotated[float, Env(parse_duration)] = 10.0
+    metrics_port: Annotated[int | None, Env(_int_between(1, 65535))] = None
+    """A worker's own port for /metrics, /health/live and /health/ready (none: not served)."""
+    metrics_host: Annotated[str, Env(_host)] = "127.0.0.1"
+    """Where a worker's METRICS_PORT listens (0.0.0.0 to let a scraper on another host in)."""
     otel_traces_exporter: Annotated[Literal["none", "otlp", "console"], Env()] = "none"
     misspelled: tuple[tuple[str, str], ...] = ()
     """Variables given that are not settings but look like one (given, meant): warned at start."""

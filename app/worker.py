@@ -14,6 +14,7 @@ import signal
 import sys
 
 from loguru import logger
+from nats.aio.client import Client
 
 from app import startup, telemetry
 from app.bootstrap import build_bus
@@ -24,6 +25,8 @@ from app.logging import configure_logging
 from app.settings import Settings, SettingsError
 from app.storage.connect import open_database
 from app.storage.engine import create_engine, upgrade_to_head
+from app.storage.port import Database
+from app.worker_port import WorkerPort
 
 MODULES = ("auth", "events")
 
@@ -55,17 +58,44 @@ async def serve(modules: list[str], settings: Settings, stop: asyncio.Event) -> 
     servers = [ModuleServer(bus, client, module, subjects) for module in modules]
     for server in servers:
         await server.start()
+    port = _worker_port(settings, database, client, stop)
     logger.bind(modules=",".join(modules)).info("worker ready")
     await stop.wait()
     logger.info("draining: finishing in-flight commands")
     for server in servers:
         await server.drain(settings.shutdown_grace_seconds)
     await client.close()
+    if port is not None:
+        port.stop()
     await database.close()
     parts.close()
     if tracer_provider is not None:
         await telemetry.shutdown_tracing(tracer_provider)
     logger.info("worker stopped")
+
+
+def _worker_port(
+    settings: Settings, database: Database, client: Client, stop: asyncio.Event
+) -> WorkerPort | None:
+    """METRICS_PORT: /metrics and the probes, ready while NATS is connected, the database
+    answers and the worker is not draining."""
+    if settings.metrics_port is None:
+        return None
+
+    async def nats_connected() -> None:
+        if not client.is_connected:
+            raise RuntimeError("not connected to NATS")
+
+    async def not_draining() -> None:
+        if stop.is_set():
+            raise RuntimeError("draining")
+
+    checks = {"database": database.ping, "bus": nats_connected, "draining": not_draining}
+    port = WorkerPort(
+        settings.metrics_host, settings.metrics_port, checks, asyncio.get_running_loop()
+    )
+    port.start()
+    return port
 
 
 def main(argv: list[str]) -> int:

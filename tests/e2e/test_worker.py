@@ -8,11 +8,15 @@ import os
 import signal
 import sys
 import time
+import uuid
 from pathlib import Path
+
+import httpx
 
 from app.main import create_app
 from app.settings import Settings
 from tests.conftest import TEST_SECRET, login, make_settings, nats_url, serve
+from tests.e2e.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -207,3 +211,55 @@ def _retried_timeouts() -> float:
         "eventboard_bus_retries_total", {"module": "events", "reason": "UPSTREAM_TIMEOUT"}
     )
     return value or 0.0
+
+
+async def test_a_worker_serves_its_metrics_and_probes_on_its_own_port(database: Path):
+    """METRICS_PORT: Prometheus counts the commands this worker handled; readiness turns 503 as
+    soon as it drains, while liveness stays 200."""
+    settings = make_settings(
+        database, bus_transport="nats", nats_url=nats_url(), bus_local_modules=("auth",)
+    )
+    port = free_port()
+    environment = {
+        **worker_environment(settings, {"cmd": "events.findOne", "delay_ms": 1000}),
+        "METRICS_PORT": str(port),
+    }
+    async with serve(create_app(settings)) as client:
+        worker = await Worker.start(environment)
+        try:
+            await worker.wait_for("worker ready")
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as scraper:
+                ready = await scraper.get("/health/ready")
+                admin = {"Authorization": f"Bearer {await login(client, 'admin@acme.com')}"}
+                served = await client.get("/events", headers=admin)
+                scraped = await scraper.get("/metrics")
+                in_flight = asyncio.create_task(
+                    client.get(f"/events/{uuid.uuid4()}", headers=admin)
+                )
+                await worker.wait_for("fault injected: delay")
+                worker.process.send_signal(signal.SIGTERM)
+                await worker.wait_for("draining")
+                draining = await scraper.get("/health/ready")
+                alive = await scraper.get("/health/live")
+                finished = await in_flight
+        finally:
+            await worker.stop()
+
+    assert ready.status_code == 200
+    assert ready.json() == {
+        "status": "ok",
+        "checks": {
+            "database": {"status": "up"},
+            "bus": {"status": "up"},
+            "draining": {"status": "up"},
+        },
+    }
+    assert served.status_code == 200
+    handled = (
+        'eventboard_bus_commands_total{outcome="ok",pattern="events.findAll",side="handle"} 1.0'
+    )
+    assert handled in scraped.text
+    assert draining.status_code == 503
+    assert draining.json()["checks"]["draining"] == {"status": "down"}
+    assert alive.status_code == 200
+    assert finished.status_code == 404  # answered after the drain began: nothing was cut off
