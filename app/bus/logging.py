@@ -24,8 +24,11 @@ _NAMES = {DEBUG: "DEBUG", INFO: "INFO", WARNING: "WARNING"}
 def command_line(
     level: int, message: str, envelope: Envelope[object], side: str, outcome: str, seconds: float
 ) -> None:
-    """One line about a command, at `level` (nothing is built when that level is off)."""
+    """One line about a command, at `level` (nothing is built when that level is off). A traced
+    command's line carries its trace id, from the envelope's traceparent (`00-<trace>-<span>-..`):
+    a worker's line is written after the command's span has ended."""
     if enabled(level):
+        traced = {"trace_id": envelope.traceparent[3:35]} if envelope.traceparent else {}
         logger.log(
             _NAMES[level],
             message,
@@ -35,4 +38,5 @@ def command_line(
             attempt=envelope.attempt,
             outcome=outcome,
             duration_ms=round(seconds * 1000, 2),
+            **traced,
         )

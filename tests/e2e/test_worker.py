@@ -12,16 +12,20 @@ import uuid
 from pathlib import Path
 
 import httpx
+import pytest
 
 from app.main import create_app
 from app.settings import Settings
 from tests.conftest import TEST_SECRET, login, make_settings, nats_url, serve
+from tests.e2e.otlp import OtlpReceiver
 from tests.e2e.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def worker_environment(settings: Settings, fault: dict[str, object]) -> dict[str, str]:
+def worker_environment(
+    settings: Settings, fault: dict[str, object] | None = None
+) -> dict[str, str]:
     """A worker process's environment: the gateway's database and NATS, one injected fault."""
     return {
         **os.environ,
@@ -31,7 +35,7 @@ def worker_environment(settings: Settings, fault: dict[str, object]) -> dict[str
         "NATS_SUBJECT_PREFIX": settings.nats_subject_prefix,
         "JWT_SECRET": TEST_SECRET,
         "SEED_DEMO_DATA": "false",
-        "BUS_FAULTS": json.dumps([fault]),
+        "BUS_FAULTS": json.dumps([fault] if fault else []),
     }
 
 
@@ -263,3 +267,48 @@ async def test_a_worker_serves_its_metrics_and_probes_on_its_own_port(database: 
     assert draining.json()["checks"]["draining"] == {"status": "down"}
     assert alive.status_code == 200
     assert finished.status_code == 404  # answered after the drain began: nothing was cut off
+
+
+async def test_one_trace_runs_through_the_gateway_and_the_worker(
+    database: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Every process exports its spans, each under its role's service name; a request's spans,
+    the worker's included, share one trace id, and the worker's log line names it."""
+    with OtlpReceiver() as receiver:
+        for name in ("OTEL_SERVICE_NAME", "OTEL_RESOURCE_ATTRIBUTES"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint)
+        settings = make_settings(
+            database,
+            bus_transport="nats",
+            nats_url=nats_url(),
+            bus_local_modules=("auth",),
+            otel_traces_exporter="otlp",
+        )
+        environment = {
+            **worker_environment(settings),
+            "OTEL_TRACES_EXPORTER": "otlp",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+        }
+        async with serve(create_app(settings)) as client:
+            worker = await Worker.start(environment)
+            try:
+                await worker.wait_for("worker ready")
+                admin = {"Authorization": f"Bearer {await login(client, 'admin@acme.com')}"}
+                listed = await client.get("/events", headers=admin)
+                worker.process.send_signal(signal.SIGTERM)  # a worker flushes its spans on exit
+                await worker.wait_for("worker stopped")
+            finally:
+                await worker.stop()
+        # the gateway flushed its own as it stopped
+
+    handled = [s for s in receiver.spans if s.name == "bus.handle events.findAll"]
+    assert listed.status_code == 200
+    assert [s.service for s in handled] == ["eventboard-events"]
+    trace = handled[0].trace_id
+    in_trace = {(s.service, s.name.split(" ")[0]) for s in receiver.spans if s.trace_id == trace}
+    assert ("eventboard-gateway", "GET") in in_trace  # the HTTP request's span
+    assert ("eventboard-gateway", "bus.send") in in_trace
+    assert ("eventboard-events", "SELECT") in in_trace  # the worker's SQL
+    line = next(line for line in worker.lines if "handled" in line and "events.findAll" in line)
+    assert f"trace_id={trace}" in line
