@@ -82,7 +82,12 @@ def create_app(
         background.add(
             asyncio.create_task(purge_forever(database, settings.idempotency_purge_interval))
         )
-        restore_signal = process.drain_on_sigterm(bus)
+        restore_signal = process.drain_on_sigterm(
+            bus,
+            sending.transport.drain,
+            grace=settings.shutdown_grace_seconds,
+            delay=settings.shutdown_delay_seconds,
+        )
         for warning in settings.startup_warnings():
             logger.warning(warning)
         if settings.app_env == "development":

@@ -4,10 +4,11 @@ times in one process."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from types import FrameType
 
 from loguru import logger
@@ -15,18 +16,37 @@ from loguru import logger
 from app.bus.bus import Bus
 
 
-def drain_on_sigterm(bus: Bus) -> Callable[[], None]:
-    """On SIGTERM, stop taking new commands at once (readiness turns 503), then let the server's
-    own handler (uvicorn's) begin its graceful shutdown. Returns a function that restores it."""
+def drain_on_sigterm(
+    bus: Bus, in_flight: Callable[[float], Awaitable[None]], *, grace: float, delay: float
+) -> Callable[[], None]:
+    """On SIGTERM, stop taking new commands at once: readiness turns 503 and new requests get
+    503 `SHUTTING_DOWN` with Retry-After, still answered, on the listening socket still open.
+    Once the commands in flight have finished (`in_flight(grace)`, at most `grace` seconds) and
+    at least `delay` seconds have passed (time for a load balancer to see readiness fail), the
+    server's own handler (uvicorn's) begins its shutdown. A second SIGTERM shuts down at once.
+    Returns a function that restores the previous handler."""
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
+    loop = asyncio.get_running_loop()
     previous = signal.getsignal(signal.SIGTERM)
+    draining: list[asyncio.Task[None]] = []
+
+    async def drain_then_stop(signum: int) -> None:
+        await asyncio.gather(in_flight(grace), asyncio.sleep(delay))
+        logger.info("drained; shutting down")
+        if callable(previous):
+            previous(signum, None)
 
     def on_sigterm(signum: int, frame: FrameType | None) -> None:
+        if draining:  # the second one: stop now
+            if callable(previous):
+                previous(signum, frame)
+            return
         bus.stop_accepting()
         logger.info("SIGTERM: draining; new commands are refused")
-        if callable(previous):
-            previous(signum, frame)
+        loop.call_soon_threadsafe(
+            lambda: draining.append(loop.create_task(drain_then_stop(signum)))
+        )
 
     signal.signal(signal.SIGTERM, on_sigterm)
 

@@ -296,6 +296,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     slow_command_ms: Annotated[int, Env(_int_between(1, 600_000))] = 500
     """A command slower than this gets a WARNING line of its own."""
     shutdown_grace_seconds: Annotated[float, Env(parse_duration)] = 10.0
+    shutdown_delay_seconds: Annotated[float, Env(_non_negative_seconds)] = 0.0
+    """After SIGTERM, keep answering (503 to new work) at least this long."""
     metrics_port: Annotated[int | None, Env(_int_between(1, 65535))] = None
     """A worker's own port for /metrics, /health/live and /health/ready (none: not served)."""
     metrics_host: Annotated[str, Env(_host)] = "127.0.0.1"

@@ -84,7 +84,10 @@ async def test_make_run_serves_on_loopback_warns_of_the_dev_secret_ignores_forwa
     assert "demo logins: admin@acme.com (ADMIN)" in log
 
 
-async def test_sigterm_lets_the_in_flight_request_finish_then_exits_cleanly(tmp_path: Path):
+async def test_sigterm_keeps_answering_while_in_flight_requests_finish_then_exits(tmp_path: Path):
+    """During the drain the socket stays open: a new connection gets 503 SHUTTING_DOWN with
+    Retry-After and readiness says 503, instead of "connection refused"; the request in flight
+    finishes; then the server exits cleanly."""
     faults = json.dumps([{"cmd": "events.findAll", "delay_ms": 1500}])
     async with uvicorn(tmp_path, BUS_FAULTS=faults) as server:
         async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
@@ -96,16 +99,24 @@ async def test_sigterm_lets_the_in_flight_request_finish_then_exits_cleanly(tmp_
             await server.wait_for_log("fault injected: delay")
 
             server.process.send_signal(signal.SIGTERM)
+            await server.wait_for_log("SIGTERM: draining")
+            async with httpx.AsyncClient(base_url=server.url, timeout=30) as newcomer:
+                refused = await newcomer.get("/events", headers=headers)
+                ready = await newcomer.get("/health/ready")
             response = await in_flight
         exit_code = await asyncio.wait_for(server.process.wait(), timeout=30)
 
     log = "\n".join(server.lines)
+    assert refused.status_code == 503
+    assert refused.json()["code"] == "SHUTTING_DOWN"
+    assert refused.headers["Retry-After"] == "1"
+    assert ready.status_code == 503
     assert response.status_code == 200
     assert len(response.json()["data"]) == 2
     # uvicorn ends a graceful shutdown by re-raising the signal it caught, with the default
     # handler back in place: the exit status says SIGTERM, the log says how it got there.
     assert exit_code in (0, -signal.SIGTERM)
-    order = ["SIGTERM: draining", "stopped", "Application shutdown complete"]
+    order = ["SIGTERM: draining", "drained; shutting down", "stopped", "Application shutdown"]
     assert [log.index(step) for step in order] == sorted(log.index(step) for step in order)
 
 

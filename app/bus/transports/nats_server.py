@@ -93,7 +93,9 @@ class ModuleServer:
             await self._presence.unsubscribe()
             self._presence = None
         if self._subscription is not None:
-            await self._subscription.unsubscribe()
+            # No new messages; those NATS delivered already are still handled.
+            with contextlib.suppress(nats.errors.Error):
+                await self._subscription.drain()  # type: ignore[no-untyped-call]
             self._subscription = None
         if self._running:
             _, pending = await asyncio.wait(set(self._running), timeout=grace)
