@@ -90,12 +90,17 @@ class ModuleServer:
     async def drain(self, grace: float) -> None:
         """Stop taking commands, let those in flight finish (within `grace` seconds)."""
         if self._presence is not None:  # no longer counted as serving
-            await self._presence.unsubscribe()
+            with contextlib.suppress(nats.errors.Error):
+                await self._presence.unsubscribe()
             self._presence = None
         if self._subscription is not None:
-            # No new messages; those NATS delivered already are still handled.
+            # No new messages; those NATS delivered already are still handled. (Cut off from
+            # NATS, there is nothing to drain: its requesters time out and retry elsewhere.)
             with contextlib.suppress(nats.errors.Error):
-                await self._subscription.drain()  # type: ignore[no-untyped-call]
+                if self._client.is_connected:
+                    await self._subscription.drain()  # type: ignore[no-untyped-call]
+                else:
+                    await self._subscription.unsubscribe()
             self._subscription = None
         if self._running:
             _, pending = await asyncio.wait(set(self._running), timeout=grace)
