@@ -11,10 +11,9 @@ from __future__ import annotations
 import asyncio
 
 from loguru import logger
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import SERVICE_NAME, OTELResourceDetector, Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 
 from app.settings import Settings
 
@@ -26,9 +25,13 @@ def tracer_provider(settings: Settings, service: str) -> TracerProvider | None:
     if settings.otel_traces_exporter == "none":
         return None
     provider = TracerProvider(resource=resource(service))
-    exporter = (
-        OTLPSpanExporter() if settings.otel_traces_exporter == "otlp" else ConsoleSpanExporter()
-    )
+    exporter: SpanExporter = ConsoleSpanExporter()
+    if settings.otel_traces_exporter == "otlp":
+        # Imported only when used: the exporter and its protobuf code are a tenth of a second
+        # of every process's start-up.
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        exporter = OTLPSpanExporter()
     provider.add_span_processor(BatchSpanProcessor(exporter))
     return provider
 
