@@ -21,7 +21,7 @@ from app.bus.tracing import HandleTracingMiddleware, SendTracingMiddleware
 from app.bus.transaction import TransactionMiddleware
 from app.bus.transports.local import LocalTransport
 from app.bus.transports.nats_client import NatsTransport
-from app.bus.transports.nats_connection import Subjects
+from app.bus.transports.nats_connection import NatsServer, Subjects
 from app.bus.transports.routing import RoutingTransport
 from app.bus.transports.wire import WireRoundTripTransport
 from app.faults import FaultMiddleware
@@ -164,6 +164,7 @@ def sending_side(settings: Settings, parts: BusParts) -> SendingSide:
     if not remote_modules:
         return SendingSide(local, None, remote_modules)
     subjects = Subjects(settings.nats_subject_prefix)
-    remote = NatsTransport(bus, settings.nats_url, "eventboard-gateway", subjects, remote_modules)
+    server = NatsServer.of(settings)
+    remote = NatsTransport(bus, server, "eventboard-gateway", subjects, remote_modules)
     routing = RoutingTransport(local, remote, frozenset(settings.bus_local_modules))
     return SendingSide(routing, remote, remote_modules)

@@ -173,6 +173,12 @@ def _nats_url(raw: str) -> str:
     return raw
 
 
+def _readable_file(raw: str) -> str:
+    if not os.access(raw, os.R_OK) or not Path(raw).is_file():
+        raise ValueError("must be the path of a file this process can read")
+    return raw
+
+
 _SUBJECT_TOKENS = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
 
 
@@ -250,6 +256,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     log_format: Annotated[LogFormat, Env()] = "text"
     bus_transport: Annotated[BusTransport, Env()] = "local"
     nats_url: Annotated[str, Env(_nats_url)] = "nats://127.0.0.1:4222"
+    nats_tls_ca: Annotated[str | None, Env(_readable_file)] = None
+    """The CA that signed the NATS servers' certificates: connect over TLS, verifying them."""
+    nats_tls_cert: Annotated[str | None, Env(_readable_file)] = None
+    nats_tls_key: Annotated[str | None, Env(_readable_file)] = None
+    """This process's certificate and key, for NATS servers that verify clients."""
     nats_subject_prefix: Annotated[str, Env(_subject_prefix)] = "eventboard"
     """Prefixes every NATS subject and queue group: deployments sharing a server stay apart."""
     bus_local_modules: Annotated[tuple[str, ...], Env(_modules)] = ("auth", "events")
@@ -335,6 +346,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             )
         kwargs.setdefault("seed_demo_data", app_env != "production")
         kwargs["misspelled"] = _misspelled(values)
+        if ("nats_tls_cert" in kwargs) != ("nats_tls_key" in kwargs):
+            raise SettingsError("NATS_TLS_CERT and NATS_TLS_KEY: set both, or neither")
         if kwargs.get("bus_faults") and app_env == "production":
             raise SettingsError("BUS_FAULTS: fault injection is refused when APP_ENV=production")
         return cls(**kwargs)

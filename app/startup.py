@@ -17,6 +17,7 @@ import asyncpg
 import nats
 from sqlalchemy.engine import URL, make_url
 
+from app.bus.transports.nats_connection import NatsServer
 from app.settings import Settings
 from app.storage.engine import alembic_head
 
@@ -49,7 +50,7 @@ async def preflight(settings: Settings) -> None:
                 "migrates by itself)"
             )
     if settings.bus_transport == "nats":
-        await _nats(settings.nats_url)
+        await check_nats(NatsServer.of(settings))
 
 
 def _sqlite(path: str) -> str | None:
@@ -112,10 +113,11 @@ async def _postgresql(url: URL) -> str | None:
         await connection.close()
 
 
-async def _nats(servers: str) -> None:
+async def check_nats(server: NatsServer) -> None:
+    """NATS answers at `server`, over TLS and with credentials when it says so."""
     try:
         client = await nats.connect(
-            servers.split(","),
+            **server.options(),
             connect_timeout=CONNECT_TIMEOUT_SECONDS,
             allow_reconnect=False,
             max_reconnect_attempts=1,  # 0 would mean "retry for ever"
@@ -123,8 +125,8 @@ async def _nats(servers: str) -> None:
         )
     except Exception as exc:  # nats-py raises several kinds: each means "not reachable"
         raise StartupError(
-            f"cannot reach NATS at {servers} ({type(exc).__name__}): is it running, "
-            "and is NATS_URL right?"
+            f"cannot reach NATS at {server.shown} ({type(exc).__name__}): is it running, "
+            "and are NATS_URL and NATS_TLS_* right?"
         ) from None
     await client.close()
 

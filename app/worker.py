@@ -19,7 +19,7 @@ from nats.aio.client import Client
 from app import startup, telemetry
 from app.bootstrap import build_bus
 from app.bus.transports.local import LocalTransport
-from app.bus.transports.nats_connection import Subjects, connect
+from app.bus.transports.nats_connection import NatsServer, Subjects, connect
 from app.bus.transports.nats_server import ModuleServer
 from app.logging import configure_logging
 from app.settings import Settings, SettingsError
@@ -53,7 +53,7 @@ async def serve(modules: list[str], settings: Settings, stop: asyncio.Event) -> 
     parts = build_bus(settings, database, tracer_provider, worker=True)
     bus = parts.bus
     bus.connect(LocalTransport(bus))  # what a handler sends itself stays in this process
-    client = await connect(settings.nats_url, f"eventboard-worker-{'+'.join(modules)}")
+    client = await connect(NatsServer.of(settings), f"eventboard-worker-{'+'.join(modules)}")
     subjects = Subjects(settings.nats_subject_prefix)
     servers = [ModuleServer(bus, client, module, subjects) for module in modules]
     for server in servers:

@@ -145,7 +145,7 @@ async def nats_workers(settings: Settings, count: int = 1) -> AsyncIterator[list
     processes would have), on the settings' database."""
     from app.bootstrap import build_bus
     from app.bus.transports.local import LocalTransport
-    from app.bus.transports.nats_connection import Subjects, connect
+    from app.bus.transports.nats_connection import NatsServer, Subjects, connect
     from app.bus.transports.nats_server import ModuleServer
     from app.storage.connect import open_database
 
@@ -158,7 +158,7 @@ async def nats_workers(settings: Settings, count: int = 1) -> AsyncIterator[list
             databases.append(database)
             bus = build_bus(settings, database).bus
             bus.connect(LocalTransport(bus))
-            client = await connect(settings.nats_url, f"test-worker-{number}")
+            client = await connect(NatsServer.of(settings), f"test-worker-{number}")
             clients.append(client)
             for module in ("auth", "events"):
                 server = ModuleServer(bus, client, module, Subjects(settings.nats_subject_prefix))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import socket
+import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -17,6 +18,8 @@ import httpx
 import msgspec
 import pytest
 
+from app import startup
+from app.bus.transports.nats_connection import NatsServer
 from app.main import create_app
 from app.settings import Fault, Settings
 from tests.conftest import login, make_settings, nats_url, nats_workers, new_event, serve
@@ -35,11 +38,17 @@ def gateway_settings(database: Path, url: str, **overrides: Any) -> Settings:
 
 @asynccontextmanager
 async def cluster(
-    database: Path, url: str, workers: int, attempts_write: int = 2, **worker_overrides: Any
+    database: Path,
+    url: str,
+    workers: int,
+    attempts_write: int = 2,
+    bus_faults: tuple[Fault, ...] = (),
+    **overrides: Any,
 ) -> AsyncIterator[tuple[httpx.AsyncClient, dict[str, str]]]:
-    settings = gateway_settings(database, url, attempts_write=attempts_write)
+    """A gateway and `workers` workers; `bus_faults` are the workers', `overrides` everyone's."""
+    settings = gateway_settings(database, url, attempts_write=attempts_write, **overrides)
     async with serve(create_app(settings)) as client:
-        worker = msgspec.structs.replace(settings, seed_demo_data=False, **worker_overrides)
+        worker = msgspec.structs.replace(settings, seed_demo_data=False, bus_faults=bus_faults)
         async with nats_workers(worker, count=workers) if workers else _nothing():
             admin = {"Authorization": f"Bearer {await login(client, 'admin@acme.com')}"}
             yield client, admin
@@ -254,3 +263,75 @@ def _retries(reason: str) -> float:
         "eventboard_bus_retries_total", {"module": "events", "reason": reason}
     )
     return value or 0.0
+
+
+def certificates(folder: Path) -> dict[str, Path]:
+    """A CA, a server certificate for 127.0.0.1 and a client certificate, made by openssl."""
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=folder, check=True, capture_output=True)
+
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
+            "-days", "1", "-subj", "/CN=test-ca")  # fmt: skip
+    for name, usage in (("server", "serverAuth"), ("client", "clientAuth")):
+        (folder / f"{name}.ext").write_text(
+            f"subjectAltName=IP:127.0.0.1\nextendedKeyUsage={usage}\n"
+        )
+        openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key",
+                "-out", f"{name}.csr", "-subj", f"/CN={name}")  # fmt: skip
+        openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+                "-CAcreateserial", "-out", f"{name}.pem", "-days", "1",
+                "-extfile", f"{name}.ext")  # fmt: skip
+    return {name: folder / name for name in ("ca.pem", "server.pem", "server.key",
+                                             "client.pem", "client.key")}  # fmt: skip
+
+
+async def test_a_tls_nats_server_with_a_password_and_client_certificates(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    """NATS in production: TLS verified both ways (NATS_TLS_CA, NATS_TLS_CERT, NATS_TLS_KEY)
+    and a password in NATS_URL, which no log line ever shows."""
+    nats_url()
+    if not NATS_SERVER or not shutil.which("openssl"):
+        pytest.skip("nats-server and openssl are needed")
+    files = certificates(tmp_path)
+    port = free_port()
+    server = await asyncio.create_subprocess_exec(
+        NATS_SERVER, "-a", "127.0.0.1", "-p", str(port), "--user", "eventboard",
+        "--pass", "s3cret-pass", "--tls", "--tlscert", str(files["server.pem"]),
+        "--tlskey", str(files["server.key"]), "--tlscacert", str(files["ca.pem"]), "--tlsverify",
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        url = f"tls://eventboard:s3cret-pass@127.0.0.1:{port}"
+        ca, cert, key = str(files["ca.pem"]), str(files["client.pem"]), str(files["client.key"])
+        trusted = NatsServer(url, tls_ca=ca, tls_cert=cert, tls_key=key)
+        for _ in range(100):  # until it accepts connections
+            try:
+                await startup.check_nats(trusted)
+                break
+            except startup.StartupError:
+                await asyncio.sleep(0.05)
+        anonymous = NatsServer(url, tls_ca=ca)  # no client certificate
+        with pytest.raises(startup.StartupError) as unverified:
+            await startup.check_nats(anonymous)
+        async with cluster(
+            tmp_path / "c.db",
+            url,
+            workers=1,
+            nats_tls_ca=ca,
+            nats_tls_cert=cert,
+            nats_tls_key=key,
+            log_level="DEBUG",
+        ) as (client, admin):
+            listed = await client.get("/events", headers=admin)
+    finally:
+        server.kill()
+        await server.wait()
+
+    assert listed.status_code == 200
+    assert "s3cret-pass" not in str(unverified.value)
+    assert "tls://***@127.0.0.1" in str(unverified.value)
+    logged = capsys.readouterr()
+    assert "events.findAll" in logged.err  # the logs were written, at DEBUG
+    assert "s3cret-pass" not in logged.err + logged.out

@@ -25,7 +25,7 @@ from nats.aio.client import Client
 
 from app.bus import codec
 from app.bus.envelope import Outcome, module_of
-from app.bus.transports.nats_connection import PRESENT, Subjects, connect
+from app.bus.transports.nats_connection import PRESENT, NatsServer, Subjects, connect
 from app.errors import Timeout, Unavailable
 
 if TYPE_CHECKING:
@@ -54,10 +54,10 @@ class NoWorkers(Unavailable):
 
 class NatsTransport:
     def __init__(
-        self, bus: Bus, url: str, name: str, subjects: Subjects, modules: frozenset[str]
+        self, bus: Bus, server: NatsServer, name: str, subjects: Subjects, modules: frozenset[str]
     ) -> None:
         self._bus = bus
-        self._url = url
+        self._server = server
         self._name = name
         self._subjects = subjects
         self._modules = sorted(modules)
@@ -67,7 +67,7 @@ class NatsTransport:
         """Each remote module's workers, as the last census counted them."""
 
     async def open(self) -> None:
-        self._client = await connect(self._url, self._name)
+        self._client = await connect(self._server, self._name)
         await self.take_census()
         self._census = asyncio.create_task(self._census_forever())
 

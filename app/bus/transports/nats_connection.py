@@ -7,9 +7,16 @@ commands."""
 
 from __future__ import annotations
 
+import re
+import ssl
+from dataclasses import dataclass
+from typing import Any
+
 import nats
 from loguru import logger
 from nats.aio.client import Client
+
+from app.settings import Settings
 
 PRESENT = b"present"
 """A worker's answer to a census."""
@@ -43,21 +50,63 @@ class Subjects:
         return f"{self.prefix}.workers.{module}"
 
 
-async def connect(url: str, name: str) -> Client:
+@dataclass(frozen=True)
+class NatsServer:
+    """Where NATS is and how to reach it: NATS_URL (one server or several, comma-separated, with
+    `user:password@` or `token@` when the server wants them) and, for TLS, NATS_TLS_CA (the CA
+    that signed the servers' certificates) with NATS_TLS_CERT and NATS_TLS_KEY when the servers
+    verify clients too."""
+
+    url: str
+    tls_ca: str | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
+
+    @classmethod
+    def of(cls, settings: Settings) -> NatsServer:
+        return cls(
+            settings.nats_url, settings.nats_tls_ca, settings.nats_tls_cert, settings.nats_tls_key
+        )
+
+    @property
+    def shown(self) -> str:
+        """The servers as logs and errors may show them: credentials replaced by `***`."""
+        return ",".join(_CREDENTIALS.sub(r"\1***@", server) for server in self.url.split(","))
+
+    def options(self) -> dict[str, Any]:
+        """nats-py's connect options for these servers."""
+        options: dict[str, Any] = {"servers": self.url.split(",")}
+        if self.tls_ca or self.tls_cert:
+            context = ssl.create_default_context(cafile=self.tls_ca)
+            if self.tls_cert:
+                context.load_cert_chain(self.tls_cert, self.tls_key)
+            options["tls"] = context
+        return options
+
+
+_CREDENTIALS = re.compile(r"^(\w+://)[^@/]*@")
+
+
+async def connect(server: NatsServer, name: str) -> Client:
     """A client that never gives up reconnecting (a NATS restart is survived in place)."""
 
     closing: list[Client] = []
 
     async def disconnected() -> None:
         if not (closing and closing[0].is_closed):
-            logger.bind(nats=url).warning("NATS disconnected; reconnecting")
+            logger.bind(nats=server.shown).warning("NATS disconnected; reconnecting")
 
     async def reconnected() -> None:
-        logger.bind(nats=url).info("NATS reconnected")
+        logger.bind(nats=server.shown).info("NATS reconnected")
+
+    async def failed(error: Exception) -> None:
+        """nats-py's own would log the error with the URL it tried, credentials included."""
+        logger.bind(nats=server.shown, error=type(error).__name__).warning("NATS error")
 
     client = await nats.connect(
-        servers=url.split(","),
+        **server.options(),
         name=name,
+        error_cb=failed,
         allow_reconnect=True,
         max_reconnect_attempts=-1,
         reconnect_time_wait=0.25,
