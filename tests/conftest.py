@@ -235,10 +235,22 @@ async def client(
         async with serve(app) as client:  # the gateway migrates and seeds, then workers start
             remote = msgspec.structs.replace(settings, nats_url=nats_url(), seed_demo_data=False)
             async with nats_workers(remote):
+                await until_every_module_has_a_worker(client)
                 yield client
         return
     async with serve(app) as client:
         yield client
+
+
+async def until_every_module_has_a_worker(client: httpx.AsyncClient) -> None:
+    """As `make cluster` does: /health is 200 once the gateway's census (a second apart) has
+    counted a worker for every module. At most 5 s."""
+    for _ in range(100):
+        health = await client.get("/health")
+        if health.status_code == 200:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"a module has no worker after 5 s: {health.text}")
 
 
 async def login(client: httpx.AsyncClient, email: str, password: str = PASSWORD) -> str:
