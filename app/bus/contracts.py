@@ -78,6 +78,33 @@ class Contract(
                 msgspec.structs.force_setattr(self, name, value.strip(SPACE_CHARS))
 
 
+MAX_PAGE = 1_000_000
+"""The highest page number a listing accepts."""
+
+
+class PageMeta(Contract, frozen=True, kw_only=True):
+    """Where a page of a listing is: the same for every module's listings."""
+
+    page: int
+    limit: int
+    total: int
+    total_pages: int
+    has_previous: bool
+    has_next: bool
+
+    @classmethod
+    def of(cls, page: int, limit: int, total: int) -> PageMeta:
+        total_pages = -(-total // limit)
+        return cls(
+            page=page,
+            limit=limit,
+            total=total,
+            total_pages=total_pages,
+            has_previous=page > 1,
+            has_next=page < total_pages,
+        )
+
+
 def text(
     field: str,
     rule: str,

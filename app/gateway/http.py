@@ -28,13 +28,20 @@ from app.bus.bus import Bus
 from app.gateway.controllers.auth import AuthController
 from app.gateway.controllers.events import EventsController
 from app.gateway.controllers.health import HealthController, Probes
+from app.gateway.controllers.organization import OrganizationController
 from app.gateway.dependencies import Gateway
 from app.gateway.edge import NOT_MEASURED, Edge
 from app.gateway.openapi import ContractJsonPlugin, ContractSwaggerPlugin, Publisher
 from app.gateway.policy import RoutePolicies
 from app.gateway.problems import EXCEPTION_HANDLERS
 from app.gateway.ratelimit import RateLimits
-from app.gateway.security import AUTHENTICATED, BEARER_SCHEME, TokenVerifier, authenticate
+from app.gateway.security import (
+    AUTHENTICATED,
+    BEARER_SCHEME,
+    MemberStates,
+    TokenVerifier,
+    authenticate,
+)
 from app.gateway.validation import validate_request
 from app.settings import Settings
 
@@ -66,6 +73,7 @@ def create_gateway(
         route_handlers=[
             AuthController,
             EventsController,
+            OrganizationController,
             HealthController,
             PrometheusController,
             create_static_files_router(
@@ -79,6 +87,7 @@ def create_gateway(
             {
                 "gateway": Gateway(bus, policies, limits),
                 "token_verifier": TokenVerifier(settings.jwt_secret),
+                "member_states": MemberStates(bus, policies.read_one),
             }
         ),
         cors_config=CORSConfig(
@@ -136,7 +145,7 @@ async def _before_request(request: Request[Any, Any, Any]) -> None:
     if request.method == "OPTIONS":  # Allow is public, as for a CORS preflight
         return
     if request.route_handler.opt.get(AUTHENTICATED):
-        authenticate(request)
+        await authenticate(request)
     await validate_request(request)
 
 

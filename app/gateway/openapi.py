@@ -30,7 +30,17 @@ from app.gateway.controllers.health import HealthReport, Liveness
 from app.gateway.idempotency import HEADER, KEY_PATTERN, REPLAYED_HEADER
 from app.gateway.problems import Problem
 from app.gateway.validation import QUERY_OPT
-from app.modules.auth.contracts import LogIn, LoginView, MeView, SignUp, SignUpView
+from app.modules.auth.contracts import (
+    LogIn,
+    LoginView,
+    MemberPage,
+    MemberView,
+    MeView,
+    OrganizationDetails,
+    RoleChange,
+    SignUp,
+    SignUpView,
+)
 from app.modules.events.contracts import CreateEvent, EventChanges, EventPage, Rejection
 
 _REF = "#/components/schemas/{name}"
@@ -44,6 +54,10 @@ CONTRACTS: tuple[type[Any], ...] = (
     SignUpView,
     LoginView,
     MeView,
+    OrganizationDetails,
+    MemberPage,
+    MemberView,
+    RoleChange,
     Problem,
     HealthReport,
     Liveness,
@@ -69,6 +83,7 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     },
     "updateEvent": {"title": "Team offsite, day two"},
     "rejectEvent": {"reason": "The date clashes with the audit."},
+    "changeMemberRole": {"role": "MODERATOR"},
 }
 """Request bodies by operationId, as "Try it out" sends them (the demo login is the seeds')."""
 

@@ -4,6 +4,12 @@ A verified token is cached until it expires (a bounded LRU keyed by the whole to
 client's next request pays a dictionary lookup, not an HMAC and a claims decode. Only tokens that
 verified are cached; the same string always verifies the same way, but for the time, which is
 checked on every hit.
+
+A token says who its holder was when it was issued; `MemberStates` says who they are now: the
+role they act with, and whether they may act at all (a deactivated member's token is 401). The
+auth module is asked once per member and the answer kept `MEMBER_STATE_SECONDS` (5 s), so a
+role change or a deactivation applies in every gateway within 5 s of its commit, and at once in
+the gateway that made it (which forgets its answer). Between two asks, it is a dictionary lookup.
 """
 
 from __future__ import annotations
@@ -17,10 +23,17 @@ import jwt
 import msgspec
 from litestar import Request
 
+from app.bus.bus import Bus, Policy
 from app.errors import AuthenticationRequired, Unauthorized
 from app.gateway.exchange import exchange_of
-from app.identity import Principal
-from app.modules.auth.contracts import TokenClaims
+from app.identity import Principal, Role
+from app.modules.auth.contracts import (
+    GET_MEMBER_STATE,
+    GetMemberState,
+    MemberDeactivated,
+    MemberState,
+    TokenClaims,
+)
 
 BEARER_SCHEME = "BearerToken"
 
@@ -79,13 +92,59 @@ class TokenVerifier:
         return principal, claims.exp
 
 
+MEMBER_STATE_SECONDS = 5.0
+"""How long a member's role and standing, as the auth module gave them, are used."""
+
+
+class MemberStates:
+    def __init__(
+        self,
+        bus: Bus,
+        policy: Policy,
+        *,
+        seconds: float = MEMBER_STATE_SECONDS,
+        size: int = 100_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._bus = bus
+        self._policy = policy
+        self._seconds = seconds
+        self._size = size
+        self._clock = clock
+        self._known: dict[str, tuple[Role, bool, float]] = {}
+        """user id -> (role, active, until)"""
+
+    async def current(self, principal: Principal) -> Principal:
+        """The principal as the member is now: their current role; 401 when deactivated."""
+        known = self._known.get(principal.user_id)
+        if known is None or known[2] <= self._clock():
+            state: MemberState = await self._bus.send(
+                GET_MEMBER_STATE.pattern, GetMemberState(), principal=principal, policy=self._policy
+            )
+            if len(self._known) >= self._size:
+                self._known.clear()  # a bound, not an eviction policy: they are asked again
+            known = (state.role, state.active, self._clock() + self._seconds)
+            self._known[principal.user_id] = known
+        role, active, _ = known
+        if not active:
+            raise MemberDeactivated()
+        return (
+            principal if role == principal.role else msgspec.structs.replace(principal, role=role)
+        )
+
+    def forget(self, user_id: str) -> None:
+        """The member changed (in this process): ask again at their next request."""
+        self._known.pop(user_id, None)
+
+
 AUTHENTICATED = "authenticated"
 """`opt={AUTHENTICATED: True}` on a controller or route: a valid bearer token is required."""
 
 
-def authenticate(request: Request[Any, Any, Any]) -> None:
-    """A valid bearer token, or 401 before anything else about the request is looked at. The
-    caller goes on the request's `Exchange` (for the handler and the log line)."""
+async def authenticate(request: Request[Any, Any, Any]) -> None:
+    """A valid bearer token of an active member, or 401 before anything else about the request
+    is looked at. The caller, with their current role, goes on the request's `Exchange` (for the
+    handler and the log line)."""
     header = request.headers.get("authorization")
     if not header:
         raise AuthenticationRequired()
@@ -93,7 +152,8 @@ def authenticate(request: Request[Any, Any, Any]) -> None:
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("Invalid token", code="INVALID_TOKEN")
     verifier: TokenVerifier = request.app.state.token_verifier
-    principal = verifier.verify(token.strip())
+    members: MemberStates = request.app.state.member_states
+    principal = await members.current(verifier.verify(token.strip()))
     exchange = exchange_of(request.scope)
     if exchange is not None:
         exchange.principal = principal

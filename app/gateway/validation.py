@@ -91,11 +91,17 @@ _DIGITS = re.compile(r"[0-9]{1,18}")
 
 def _query_value(value: str, annotation: Any) -> Any:
     """A query string's value, read strictly: an integer parameter takes decimal digits only
-    (not `1e3`, `+5` or `1.0`); every other value stays a string, so a date-time must be an
-    ISO 8601 string (not a bare number read as a Unix timestamp)."""
+    (not `1e3`, `+5` or `1.0`), a boolean `true` or `false` only; every other value stays a
+    string, so a date-time must be an ISO 8601 string (not a bare number read as a Unix
+    timestamp)."""
     if _DIGITS.fullmatch(value) and int in _base_types(annotation):
         return int(value)
+    if value in _BOOLEANS and bool in _base_types(annotation):
+        return _BOOLEANS[value]
     return value
+
+
+_BOOLEANS = {"true": True, "false": False}
 
 
 def _base_types(annotation: Any) -> set[Any]:

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
-from app.bus.contracts import Command
+from app.bus.contracts import MAX_PAGE, Command
 from app.gateway.dependencies import gateway_of, principal_of
 from app.gateway.idempotency import IdempotencyKey, replied
 from app.gateway.problems import problem_responses
@@ -20,7 +20,6 @@ from app.modules.events.contracts import (
     DELETE_EVENT,
     FIND_EVENT,
     LIST_EVENTS,
-    MAX_PAGE,
     REJECT_EVENT,
     SUBMIT_EVENT,
     UPDATE_EVENT,

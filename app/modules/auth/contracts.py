@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 from msgspec import Meta
 
-from app.bus.contracts import SPACE, Command, Contract, Timestamp, Uuid, checked, text
-from app.errors import Conflict, NotFound, Unauthorized
+from app.bus.contracts import (
+    MAX_PAGE,
+    SPACE,
+    Command,
+    Contract,
+    PageMeta,
+    Timestamp,
+    Uuid,
+    checked,
+    text,
+)
+from app.errors import Conflict, Forbidden, NotFound, Unauthorized
 from app.identity import Role
 
 _NOT_IN_EMAIL = rf"[^@{SPACE}\x00]+"
@@ -96,6 +106,66 @@ class GetMe(Contract, frozen=True, kw_only=True):
     pass
 
 
+class GetOrganization(Contract, frozen=True, kw_only=True):
+    pass
+
+
+MemberSortField = Literal["createdAt", "email", "lastName", "role"]
+SortOrder = Literal["asc", "desc"]
+UserId = Annotated[str, text("userId", "1-64 characters long", min_length=1, max_length=64)]
+RoleName = Annotated[Role, Meta(extra={"message": "role must be one of USER, MODERATOR, ADMIN"})]
+MemberSearch = Annotated[str, text("search", "1-200 characters long", min_length=1, max_length=200)]
+
+
+class ListMembers(Contract, frozen=True, kw_only=True):
+    """GET /organization/members query: filters, sort and page."""
+
+    page: Annotated[
+        int,
+        Meta(ge=1, le=MAX_PAGE, extra={"message": f"page must be an integer from 1 to {MAX_PAGE}"}),
+    ] = 1
+    limit: Annotated[
+        int, Meta(ge=1, le=100, extra={"message": "limit must be an integer from 1 to 100"})
+    ] = 10
+    sort_by: Annotated[
+        MemberSortField,
+        Meta(extra={"message": "sortBy must be one of createdAt, email, lastName, role"}),
+    ] = "createdAt"
+    sort_order: Annotated[SortOrder, Meta(extra={"message": "sortOrder must be asc or desc"})] = (
+        "asc"
+    )
+    role: RoleName | None = None
+    active: Annotated[bool, Meta(extra={"message": "active must be true or false"})] | None = None
+    search: MemberSearch | None = None
+
+
+class FindMember(Contract, frozen=True, kw_only=True):
+    user_id: UserId
+
+
+class RoleChange(Contract, frozen=True, kw_only=True):
+    """The body of PATCH /organization/members/{userId}."""
+
+    role: RoleName
+
+
+class ChangeRole(Contract, frozen=True, kw_only=True):
+    user_id: UserId
+    role: Role
+
+
+class DeactivateMember(Contract, frozen=True, kw_only=True):
+    user_id: UserId
+
+
+class ReactivateMember(Contract, frozen=True, kw_only=True):
+    user_id: UserId
+
+
+class GetMemberState(Contract, frozen=True, kw_only=True):
+    """The edge asks for the caller's current role and whether they are still active."""
+
+
 # Commands, as the gateway sends them and the module registers them
 
 SIGN_UP = Command("auth.signup", SignUp)
@@ -103,6 +173,13 @@ LOG_IN = Command("auth.login", LogIn, read=True, retry_after_timeout=False)
 """A login changes nothing, but is never sent again after a timeout: it is CPU-heavy, and
 retrying it under overload is how overload grows."""
 GET_ME = Command("auth.getMe", GetMe, read=True)
+GET_ORGANIZATION = Command("auth.getOrganization", GetOrganization, read=True)
+LIST_MEMBERS = Command("auth.findMembers", ListMembers, read=True)
+FIND_MEMBER = Command("auth.findMember", FindMember, read=True)
+CHANGE_ROLE = Command("auth.changeRole", ChangeRole)
+DEACTIVATE_MEMBER = Command("auth.deactivateMember", DeactivateMember)
+REACTIVATE_MEMBER = Command("auth.reactivateMember", ReactivateMember)
+GET_MEMBER_STATE = Command("auth.memberState", GetMemberState, read=True)
 
 
 # Views
@@ -134,6 +211,37 @@ class MeView(Contract, frozen=True, kw_only=True):
     created_at: Timestamp
     updated_at: Timestamp
     organization: OrganizationView
+
+
+class OrganizationDetails(Contract, frozen=True, kw_only=True):
+    id: Uuid
+    name: str
+    slug: str
+    created_at: Timestamp
+    member_count: int
+
+
+class MemberView(Contract, frozen=True, kw_only=True):
+    id: Uuid
+    email: str
+    first_name: str
+    last_name: str
+    role: Role
+    organization_id: Uuid
+    created_at: Timestamp
+    active: bool
+    updated_at: Timestamp
+    version: Annotated[int, Meta(description="The member's version: the ETag, quoted")]
+
+
+class MemberPage(Contract, frozen=True, kw_only=True):
+    data: list[MemberView]
+    meta: PageMeta
+
+
+class MemberState(Contract, frozen=True, kw_only=True):
+    role: Role
+    active: bool
 
 
 class SignUpView(Contract, frozen=True, kw_only=True):
@@ -189,3 +297,38 @@ class OrganizationNotFound(NotFound):
 class OrganizationExists(Conflict):
     default_code = "ORGANIZATION_EXISTS"
     default_message = "Organization with this name already exists"
+
+
+class MemberNotFound(NotFound):
+    default_code = "MEMBER_NOT_FOUND"
+    default_message = "Member not found"
+
+
+class NotAdmin(Forbidden):
+    default_code = "INSUFFICIENT_ROLE"
+    default_message = "Only an ADMIN may change members"
+
+
+class NotModerator(Forbidden):
+    default_code = "INSUFFICIENT_ROLE"
+    default_message = "Only a MODERATOR or an ADMIN may list members"
+
+
+class LastAdmin(Conflict):
+    default_code = "LAST_ADMIN"
+    default_message = "The organization's last active ADMIN cannot be demoted or deactivated"
+
+
+class MemberInactive(Conflict):
+    default_code = "MEMBER_INACTIVE"
+    default_message = "The member is already inactive"
+
+
+class MemberActive(Conflict):
+    default_code = "MEMBER_ACTIVE"
+    default_message = "The member is already active"
+
+
+class MemberDeactivated(Unauthorized):
+    default_code = "MEMBER_DEACTIVATED"
+    default_message = "Invalid token"

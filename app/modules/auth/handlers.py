@@ -4,20 +4,35 @@ from __future__ import annotations
 
 import msgspec
 
+from app.bus.contracts import PageMeta
 from app.clock import to_wire
 from app.errors import FieldError, Invalid
 from app.identity import Principal, Role
 from app.modules.auth.contracts import (
     BCRYPT_MAX_BYTES,
+    ChangeRole,
+    DeactivateMember,
     EmailTaken,
+    FindMember,
     GetMe,
+    GetMemberState,
+    GetOrganization,
     InvalidCredentials,
+    ListMembers,
     LogIn,
     LoginView,
+    MemberNotFound,
+    MemberPage,
+    MemberState,
+    MemberView,
     MeView,
+    NotAdmin,
+    NotModerator,
+    OrganizationDetails,
     OrganizationExists,
     OrganizationNotFound,
     OrganizationView,
+    ReactivateMember,
     SignUp,
     SignUpView,
     UserGone,
@@ -80,8 +95,8 @@ async def log_in(
         raise InvalidCredentials()  # no account has such a password; a sign-up refuses it
     user = await uow.users.by_email(cmd.email.lower())
     matches = await passwords.verify(cmd.password, user.password_hash if user else None)
-    if user is None or not matches:
-        raise InvalidCredentials()
+    if user is None or not matches or not user.active:
+        raise InvalidCredentials()  # a deactivated member is told no more than a stranger
     return LoginView(
         user=user_view(user), access_token=tokens.issue(user), expires_in=tokens.expires_in
     )
@@ -100,6 +115,118 @@ async def get_me(cmd: GetMe, uow: AuthUnitOfWork, principal: Principal) -> MeVie
         organization=OrganizationView(
             id=organization.id, name=organization.name, slug=organization.slug
         ),
+    )
+
+
+async def get_organization(
+    cmd: GetOrganization, uow: AuthUnitOfWork, principal: Principal
+) -> OrganizationDetails:
+    organization = await uow.organizations.get(principal.organization_id)
+    if organization is None:
+        raise UserGone()
+    return OrganizationDetails(
+        id=organization.id,
+        name=organization.name,
+        slug=organization.slug,
+        created_at=to_wire(organization.created_at),
+        member_count=await uow.organizations.member_count(organization.id),
+    )
+
+
+async def list_members(cmd: ListMembers, uow: AuthUnitOfWork, principal: Principal) -> MemberPage:
+    if principal.role == Role.USER:
+        raise NotModerator()
+    members, total = await uow.users.page(cmd, principal.organization_id)
+    return MemberPage(
+        data=[member_view(member) for member in members],
+        meta=PageMeta.of(cmd.page, cmd.limit, total),
+    )
+
+
+async def find_member(cmd: FindMember, uow: AuthUnitOfWork, principal: Principal) -> MemberView:
+    member = await uow.users.member(cmd.user_id, principal.organization_id)
+    if member is None:
+        raise MemberNotFound()
+    if principal.role == Role.USER and member.id != principal.user_id:
+        raise NotModerator()
+    return member_view(member)
+
+
+async def change_role(cmd: ChangeRole, uow: AuthUnitOfWork, principal: Principal) -> MemberView:
+    member, caller = await _member_to_change(cmd.user_id, uow, principal)
+    member.change_role(
+        cmd.role, active_admins=await uow.users.active_admins(member.organization_id)
+    )
+    _still_admin(caller)
+    await uow.users.save_member(member)
+    return member_view(member)
+
+
+async def deactivate_member(
+    cmd: DeactivateMember, uow: AuthUnitOfWork, principal: Principal
+) -> MemberView:
+    member, caller = await _member_to_change(cmd.user_id, uow, principal)
+    member.deactivate(active_admins=await uow.users.active_admins(member.organization_id))
+    _still_admin(caller)
+    await uow.users.save_member(member)
+    return member_view(member)
+
+
+async def reactivate_member(
+    cmd: ReactivateMember, uow: AuthUnitOfWork, principal: Principal
+) -> MemberView:
+    member, caller = await _member_to_change(cmd.user_id, uow, principal)
+    member.reactivate()
+    _still_admin(caller)
+    await uow.users.save_member(member)
+    return member_view(member)
+
+
+async def member_state(
+    cmd: GetMemberState, uow: AuthUnitOfWork, principal: Principal
+) -> MemberState:
+    """The caller's own current role and whether they are active (the edge asks, for a token)."""
+    member = await uow.users.member(principal.user_id, principal.organization_id)
+    if member is None:
+        raise UserGone()
+    return MemberState(role=member.role_enum, active=member.active)
+
+
+async def _member_to_change(
+    user_id: str, uow: AuthUnitOfWork, principal: Principal
+) -> tuple[User, User | None]:
+    """The member and the caller as the database has them, with the organization's member
+    changes serialised from here to the commit (two admins demoting each other at once: the
+    second finds the first change made, and the last active ADMIN refused)."""
+    if principal.role != Role.ADMIN:
+        raise NotAdmin()  # before any lookup: no oracle for who is a member
+    await uow.organizations.lock(principal.organization_id)
+    member = await uow.users.member(user_id, principal.organization_id)
+    if member is None:
+        raise MemberNotFound()
+    caller = await uow.users.member(principal.user_id, principal.organization_id)
+    return member, caller
+
+
+def _still_admin(caller: User | None) -> None:
+    """The caller is an active ADMIN now, not only when the token was issued: one demoted a
+    moment ago changes nothing (the transaction rolls back)."""
+    if caller is None or not caller.active or caller.role != Role.ADMIN:
+        raise NotAdmin()
+
+
+def member_view(member: User) -> MemberView:
+    return MemberView(
+        id=member.id,
+        email=member.email,
+        first_name=member.first_name,
+        last_name=member.last_name,
+        role=member.role_enum,
+        organization_id=member.organization_id,
+        created_at=to_wire(member.created_at),
+        active=member.active,
+        updated_at=to_wire(member.updated_at),
+        version=member.version,
     )
 
 

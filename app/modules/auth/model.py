@@ -9,10 +9,11 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import Column, ForeignKey, Index, String, Table
+from sqlalchemy import Boolean, Column, ForeignKey, Index, Integer, String, Table, true
 
 from app.clock import utcnow
 from app.identity import Role
+from app.modules.auth.contracts import LastAdmin, MemberActive, MemberInactive
 from app.storage.schema import Base, UTCDateTime
 
 
@@ -58,6 +59,8 @@ USERS = Table(
     ),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
+    Column("active", Boolean(), server_default=true(), nullable=False),
+    Column("version", Integer(), server_default="1", nullable=False),
     Index("ix_auth_users_organization_id", "organization_id"),
 )
 
@@ -86,7 +89,40 @@ class User:
     organization_id: str
     created_at: datetime = field(default_factory=utcnow)
     updated_at: datetime = field(default_factory=utcnow)
+    active: bool = True
+    version: int = 1
+    """Bumped by every change of the member: their ETag."""
+
+    def __post_init__(self) -> None:
+        self.active = bool(self.active)  # SQLite's driver gives 0 or 1
 
     @property
     def role_enum(self) -> Role:
         return Role(self.role)
+
+    def change_role(self, role: Role, *, active_admins: int) -> None:
+        """`active_admins`: the organization's active ADMINs, this member included."""
+        if self.role == role:
+            return
+        if self.role == Role.ADMIN and self.active and active_admins <= 1:
+            raise LastAdmin()
+        self.role = role
+        self._changed()
+
+    def deactivate(self, *, active_admins: int) -> None:
+        if not self.active:
+            raise MemberInactive()
+        if self.role == Role.ADMIN and active_admins <= 1:
+            raise LastAdmin()
+        self.active = False
+        self._changed()
+
+    def reactivate(self) -> None:
+        if self.active:
+            raise MemberActive()
+        self.active = True
+        self._changed()
+
+    def _changed(self) -> None:
+        self.version += 1
+        self.updated_at = utcnow()

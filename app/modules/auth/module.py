@@ -3,16 +3,27 @@ module while it runs (its demo data, and what `close` releases)."""
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.bus.bus import Bus
 from app.bus.pipeline import Context
+from app.identity import Principal
 from app.modules.auth import handlers, seed
 from app.modules.auth.contracts import (
+    CHANGE_ROLE,
+    DEACTIVATE_MEMBER,
+    FIND_MEMBER,
     GET_ME,
+    GET_MEMBER_STATE,
+    GET_ORGANIZATION,
+    LIST_MEMBERS,
     LOG_IN,
+    REACTIVATE_MEMBER,
     SIGN_UP,
     GetMe,
     LogIn,
@@ -26,6 +37,8 @@ from app.modules.auth.tokens import TokenIssuer
 from app.modules.auth.uow import AuthUnitOfWork
 from app.settings import Settings
 from app.storage.engine import write_transaction
+
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -60,7 +73,29 @@ def register(bus: Bus, settings: Settings) -> Running:
     bus.handle(SIGN_UP, sign_up)
     bus.handle(LOG_IN, log_in)
     bus.handle(GET_ME, get_me)
+    for command, handler in (
+        (GET_ORGANIZATION, handlers.get_organization),
+        (LIST_MEMBERS, handlers.list_members),
+        (FIND_MEMBER, handlers.find_member),
+        (CHANGE_ROLE, handlers.change_role),
+        (DEACTIVATE_MEMBER, handlers.deactivate_member),
+        (REACTIVATE_MEMBER, handlers.reactivate_member),
+        (GET_MEMBER_STATE, handlers.member_state),
+    ):
+        bus.handle(command, _as_caller(handler))
     return Running(passwords)
+
+
+def _as_caller(
+    handler: Callable[[Any, AuthUnitOfWork, Principal], Awaitable[R]],
+) -> Callable[[Any, Context], Awaitable[R]]:
+    """A handler of the caller's own organization: its unit of work and the principal."""
+
+    @functools.wraps(handler)
+    async def handle(cmd: Any, context: Context) -> R:
+        return await handler(cmd, _uow(context), context.principal)
+
+    return handle
 
 
 def demo_logins() -> str:

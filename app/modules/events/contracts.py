@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from msgspec import UNSET, Meta, UnsetType
 
-from app.bus.contracts import YEARS, Command, Contract, Timestamp, Uuid, text
+from app.bus.contracts import MAX_PAGE, YEARS, Command, Contract, PageMeta, Timestamp, Uuid, text
 from app.errors import Conflict, Forbidden, NotFound
 
 
@@ -19,7 +19,6 @@ class EventStatus(StrEnum):
     REJECTED = "REJECTED"
 
 
-MAX_PAGE = 1_000_000
 SortField = Literal["createdAt", "startDate", "title", "status"]
 SortOrder = Literal["asc", "desc"]
 
@@ -179,15 +178,6 @@ class EventView(Contract, frozen=True, kw_only=True):
     created_by_id: Uuid
     created_at: Timestamp
     updated_at: Timestamp
-
-
-class PageMeta(Contract, frozen=True, kw_only=True):
-    page: int
-    limit: int
-    total: int
-    total_pages: int
-    has_previous: bool
-    has_next: bool
 
 
 class EventPage(Contract, frozen=True, kw_only=True):

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import math
-
+from app.bus.contracts import PageMeta
 from app.clock import to_wire
 from app.identity import Principal, Role
 from app.modules.events.contracts import (
@@ -15,7 +14,6 @@ from app.modules.events.contracts import (
     EventView,
     FindEvent,
     ListEvents,
-    PageMeta,
     RejectEvent,
     SubmitEvent,
     UpdateEvent,
@@ -39,17 +37,9 @@ async def list_events(cmd: ListEvents, uow: EventsUnitOfWork, principal: Princip
     check_within_calendar(startDateFrom=cmd.start_date_from, startDateTo=cmd.start_date_to)
     own_only = principal.user_id if principal.role == Role.USER else None
     rows, total = await uow.events.page(cmd, principal.organization_id, own_only)
-    total_pages = math.ceil(total / cmd.limit)
     return EventPage(
         data=[event_view(row) for row in rows],
-        meta=PageMeta(
-            page=cmd.page,
-            limit=cmd.limit,
-            total=total,
-            total_pages=total_pages,
-            has_previous=cmd.page > 1,
-            has_next=cmd.page < total_pages,
-        ),
+        meta=PageMeta.of(cmd.page, cmd.limit, total),
     )
 
 

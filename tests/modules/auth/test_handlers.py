@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import threading
 
@@ -14,9 +16,11 @@ from app.errors import Invalid
 from app.identity import Principal, Role
 from app.modules.auth import handlers
 from app.modules.auth.contracts import (
+    ChangeRole,
     EmailTaken,
     GetMe,
     InvalidCredentials,
+    LastAdmin,
     LogIn,
     OrganizationNotFound,
     SignUp,
@@ -25,7 +29,7 @@ from app.modules.auth.model import ORGANIZATIONS, USERS, slugify
 from app.modules.auth.passwords import PasswordHasher
 from app.modules.auth.tokens import TokenIssuer
 from app.modules.auth.uow import AuthUnitOfWork
-from app.storage.port import Query
+from app.storage.port import Query, Transaction
 from tests.modules.conftest import Transactions
 
 SECRET = "handler-test-secret-0123456789abcdef"
@@ -226,3 +230,76 @@ def test_slugify(name, slug):
 def test_names_without_latin_letters_get_distinct_slugs_alike_for_case():
     assert slugify("***") != slugify("株式会社")
     assert slugify("ΑΒΓ") == slugify("αβγ")
+
+
+async def test_two_admins_demoting_each_other_in_concurrent_transactions_leave_one(
+    tx: Transactions,
+):
+    """Both callers are admins when their transactions begin; the organization's lock makes
+    the second wait for the first's commit, and then refuses to remove the last admin."""
+    async with tx() as t:
+        first = await handlers.sign_up(founder(), AuthUnitOfWork(t), PASSWORDS, TOKENS)
+    organization_id = first.user.organization_id
+    async with tx() as t:
+        joined = await handlers.sign_up(
+            SignUp(
+                email="second@globex.com",
+                password="Second123!",
+                first_name="Second",
+                last_name="Admin",
+                organization_id=organization_id,
+            ),
+            AuthUnitOfWork(t),
+            PASSWORDS,
+            TOKENS,
+        )
+    a = Principal(
+        user_id=first.user.id, organization_id=organization_id, role=Role.ADMIN, email="a"
+    )
+    b = Principal(
+        user_id=joined.user.id, organization_id=organization_id, role=Role.ADMIN, email="b"
+    )
+    async with tx() as t:
+        await handlers.change_role(
+            ChangeRole(user_id=b.user_id, role=Role.ADMIN), AuthUnitOfWork(t), a
+        )
+
+    both_counted = asyncio.Event()
+    counted = 0
+
+    class Rendezvous(AuthUnitOfWork):
+        """Each transaction, having counted the admins, waits (at most 0.5 s) for the other to
+        have counted too: without the organization's lock both would count two admins."""
+
+        def __init__(self, t: Transaction) -> None:
+            super().__init__(t)
+            count = self.users.active_admins
+
+            async def active_admins(organization_id: str) -> int:
+                nonlocal counted
+                found = await count(organization_id)
+                counted += 1
+                if counted == 2:
+                    both_counted.set()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(both_counted.wait(), 0.5)
+                return found
+
+            self.users.active_admins = active_admins  # type: ignore[method-assign]
+
+    async def demote(target: Principal, caller: Principal) -> str:
+        try:
+            async with tx() as t:
+                await handlers.change_role(
+                    ChangeRole(user_id=target.user_id, role=Role.USER), Rendezvous(t), caller
+                )
+        except LastAdmin:
+            return "LAST_ADMIN"
+        return "demoted"
+
+    outcomes = await asyncio.gather(demote(b, a), demote(a, b))
+    async with tx() as t:
+        admins = await AuthUnitOfWork(t).users.active_admins(organization_id)
+
+    assert sorted(outcomes) == ["LAST_ADMIN", "demoted"]
+    assert admins == 1
