@@ -28,6 +28,10 @@ DEVELOPMENT_JWT_SECRET = "eventboard-development-only-secret-never-use-in-produc
 MIN_JWT_SECRET_BYTES = 32
 
 
+_SECRETS = frozenset({"JWT_SECRET", "JWT_PREVIOUS_SECRETS"})
+"""Settings whose values an error message never shows."""
+
+
 class SettingsError(ValueError):
     """A setting is missing or malformed; the message names the variable."""
 
@@ -163,6 +167,15 @@ def _jwt_secret(raw: str) -> str:
     return raw
 
 
+def _jwt_secrets(raw: str) -> tuple[str, ...]:
+    secrets = tuple(part.strip() for part in raw.split(",") if part.strip())
+    if any(len(secret.encode()) < MIN_JWT_SECRET_BYTES for secret in secrets):
+        raise ValueError(
+            f"each comma-separated secret must be at least {MIN_JWT_SECRET_BYTES} bytes"
+        )
+    return secrets
+
+
 def _log_level(raw: str) -> str:
     return _choice("trace", "debug", "info", "success", "warning", "error", "critical")(raw).upper()
 
@@ -245,6 +258,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     app_env: Annotated[Environment, Env()] = "development"
     database_url: Annotated[str, Env(_database_url)] = "sqlite+aiosqlite:///./data/eventboard.db"
     jwt_secret: Annotated[str, Env(_jwt_secret)] = DEVELOPMENT_JWT_SECRET
+    jwt_previous_secrets: Annotated[tuple[str, ...], Env(_jwt_secrets)] = ()
+    """Secrets that signed tokens still in use: they verify, `jwt_secret` alone signs."""
     jwt_expires_in: Annotated[int, Env(_whole_seconds)] = 3600
     bcrypt_rounds: Annotated[int, Env(_int_between(4, 31))] = 12
     bcrypt_threads: Annotated[int, Env(_int_between(0, 64))] = 0
@@ -335,7 +350,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             try:
                 kwargs[field] = parse(raw.strip())
             except ValueError as exc:
-                shown = "" if name == "JWT_SECRET" else f" (got {raw.strip()!r})"
+                shown = "" if name in _SECRETS else f" (got {raw.strip()!r})"
                 raise SettingsError(f"{name}: {exc}{shown}") from None
 
         app_env = kwargs.get("app_env", "development")

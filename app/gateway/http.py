@@ -86,7 +86,7 @@ def create_gateway(
         state=State(
             {
                 "gateway": Gateway(bus, policies, limits),
-                "token_verifier": TokenVerifier(settings.jwt_secret),
+                "token_verifier": TokenVerifier(settings.jwt_secret, settings.jwt_previous_secrets),
                 "member_states": MemberStates(bus, policies.read_one),
             }
         ),

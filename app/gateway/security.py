@@ -33,16 +33,27 @@ from app.modules.auth.contracts import (
     MemberDeactivated,
     MemberState,
     TokenClaims,
+    key_id,
 )
 
 BEARER_SCHEME = "BearerToken"
 
 
 class TokenVerifier:
+    """`secret` signs today's tokens; `previous` secrets signed tokens still in use (after a
+    rotation). A token's `kid` header names its key; one naming no key we have is 401. A token
+    with no `kid` (issued before tokens carried one) is checked against `secret`."""
+
     def __init__(
-        self, secret: str, *, cache_size: int = 10_000, clock: Callable[[], float] = time.time
+        self,
+        secret: str,
+        previous: tuple[str, ...] = (),
+        *,
+        cache_size: int = 10_000,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._secret = secret
+        self._keys = {key_id(key): key for key in (*previous, secret)}
         self._cache: OrderedDict[str, tuple[Principal, int]] = OrderedDict()
         self._cache_size = cache_size
         self._clock = clock
@@ -69,9 +80,13 @@ class TokenVerifier:
 
     def _verify(self, token: str) -> tuple[Principal, int]:
         try:
+            kid = jwt.get_unverified_header(token).get("kid")
+            key = self._secret if kid is None else self._keys.get(kid)
+            if key is None:
+                raise Unauthorized("Invalid token", code="INVALID_TOKEN")
             raw = jwt.decode(
                 token,
-                self._secret,
+                key,
                 algorithms=["HS256"],
                 options={"require": ["sub", "iat", "exp"]},
             )

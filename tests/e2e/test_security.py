@@ -8,10 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import jwt
 import pytest
 
 from app.main import create_app
-from tests.conftest import SUMMIT_ID, login, make_settings, new_event, serve
+from app.modules.auth.contracts import key_id
+from tests.conftest import SUMMIT_ID, TEST_SECRET, login, make_settings, new_event, serve
 
 Auth = dict[str, dict[str, str]]
 
@@ -132,3 +134,26 @@ async def test_hostile_correlation_and_idempotency_headers_never_reach_a_log_or_
     assert b"evil-zq1" not in create_body
     assert "evil-zq1" not in logged
     assert "X-Injected" not in logged
+
+
+async def test_a_restart_with_a_rotated_secret_keeps_sessions_and_signs_with_the_new_key(
+    database: Path,
+):
+    """The operator's rotation: JWT_SECRET gets a new value, the old one moves to
+    JWT_PREVIOUS_SECRETS; tokens issued before the restart keep working until they expire."""
+    old_secret, new_secret = TEST_SECRET, "the-rotated-secret-of-this-deployment-0123456789"
+    async with serve(create_app(make_settings(database))) as before:
+        old_token = await login(before, "admin@acme.com")
+    rotated = make_settings(database, jwt_secret=new_secret, jwt_previous_secrets=(old_secret,))
+    async with serve(create_app(rotated)) as after:
+        kept = await after.get("/events", headers={"Authorization": f"Bearer {old_token}"})
+        new_token = await login(after, "admin@acme.com")
+    dropped = make_settings(database, jwt_secret=new_secret)  # once old tokens have expired
+    async with serve(create_app(dropped)) as later:
+        refused = await later.get("/events", headers={"Authorization": f"Bearer {old_token}"})
+        current = await later.get("/events", headers={"Authorization": f"Bearer {new_token}"})
+
+    assert kept.status_code == 200
+    assert jwt.get_unverified_header(new_token)["kid"] == key_id(new_secret)
+    assert refused.status_code == 401
+    assert current.status_code == 200

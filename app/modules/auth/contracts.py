@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Annotated, Literal
 
 import msgspec
@@ -269,6 +270,12 @@ class TokenClaims(
     iat: int
     exp: int
     jti: str
+
+
+def key_id(secret: str) -> str:
+    """A signing key's public name, the tokens' `kid` header: 16 hex digits of a hash of the
+    secret (a secret of 32 bytes or more cannot be worked back from it)."""
+    return hashlib.sha256(b"eventboard-jwt-kid:" + secret.encode()).hexdigest()[:16]
 
 
 # Errors

@@ -1,4 +1,5 @@
-"""Access tokens: HS256 JWTs with the claims in `contracts.TokenClaims`."""
+"""Access tokens: HS256 JWTs with the claims in `contracts.TokenClaims`, and a `kid` header
+naming the key that signed them (`key_id`), so a rotated secret can still verify them."""
 
 from __future__ import annotations
 
@@ -8,13 +9,14 @@ import uuid
 import jwt
 import msgspec
 
-from app.modules.auth.contracts import TokenClaims
+from app.modules.auth.contracts import TokenClaims, key_id
 from app.modules.auth.model import User
 
 
 class TokenIssuer:
     def __init__(self, secret: str, expires_in: int) -> None:
         self._secret = secret
+        self._headers = {"kid": key_id(secret)}
         self.expires_in = expires_in
 
     def issue(self, user: User) -> str:
@@ -28,4 +30,6 @@ class TokenIssuer:
             exp=now + self.expires_in,
             jti=str(uuid.uuid4()),
         )
-        return jwt.encode(msgspec.to_builtins(claims), self._secret, algorithm="HS256")
+        return jwt.encode(
+            msgspec.to_builtins(claims), self._secret, algorithm="HS256", headers=self._headers
+        )
