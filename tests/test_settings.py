@@ -55,12 +55,25 @@ def test_outside_development_a_jwt_secret_is_required(env):
         Settings.from_env({"APP_ENV": env}, env_file=None)
 
 
-def test_short_jwt_secret_is_refused_without_echoing_it():
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("JWT_SECRET", "tooshort"), ("JWT_PREVIOUS_SECRETS", f"{SECRET}-long-enough,tooshort")],
+)
+def test_short_jwt_secret_is_refused_without_echoing_it(name: str, value: str):
+    given = {"APP_ENV": "production", "JWT_SECRET": SECRET, name: value}
     with pytest.raises(SettingsError) as raised:
-        Settings.from_env({"APP_ENV": "production", "JWT_SECRET": "tooshort"}, env_file=None)
+        Settings.from_env(given, env_file=None)
 
-    assert str(raised.value).startswith("JWT_SECRET")
+    assert str(raised.value).startswith(name)
     assert "tooshort" not in str(raised.value)
+    assert SECRET not in str(raised.value)
+
+
+def test_previous_jwt_secrets_are_a_list():
+    given = {"JWT_PREVIOUS_SECRETS": f" {SECRET}-a , {SECRET}-b ", "JWT_SECRET": SECRET}
+    settings = Settings.from_env(given, env_file=None)
+
+    assert settings.jwt_previous_secrets == (f"{SECRET}-a", f"{SECRET}-b")
 
 
 @pytest.mark.parametrize(
