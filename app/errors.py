@@ -19,6 +19,7 @@ class Category(StrEnum):
     NOT_FOUND = "not_found"
     CONFLICT = "conflict"
     MISMATCH = "mismatch"
+    PRECONDITION_FAILED = "precondition_failed"
     RATE_LIMITED = "rate_limited"
     UNAVAILABLE = "unavailable"
     OVERLOADED = "overloaded"
@@ -126,6 +127,14 @@ class Conflict(AppError):
     default_message = "Conflict"
 
 
+class PreconditionFailed(AppError):
+    """The request was conditional (If-Match) on a version that is no longer current."""
+
+    category = Category.PRECONDITION_FAILED
+    default_code = "PRECONDITION_FAILED"
+    default_message = "The resource has changed since you read it: read it again (If-Match)"
+
+
 class Mismatch(AppError):
     category = Category.MISMATCH
     default_code = "UNPROCESSABLE"
@@ -175,6 +184,7 @@ _BY_CATEGORY: dict[Category, type[AppError]] = {
         NotFound,
         Conflict,
         Mismatch,
+        PreconditionFailed,
         RateLimited,
         Unavailable,
         Overloaded,

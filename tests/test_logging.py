@@ -65,6 +65,9 @@ async def test_at_info_a_request_is_one_line_naming_its_command_caller_and_ids(
             "/auth/login", json={"email": "admin@acme.com", "password": PASSWORD}
         )
         headers = {"Authorization": f"Bearer {login.json()['accessToken']}"}
+        # A member's first request also asks the auth module for their current role (its line
+        # names auth.memberState too); the lines below are about a request's own command.
+        await client.get("/organization", headers=headers)
         capsys.readouterr()
         response = await client.get(
             f"/events/{UNKNOWN_EVENT}", headers={**headers, "X-Correlation-ID": "trace-me-1"}
@@ -103,6 +106,7 @@ async def test_at_debug_each_command_also_gets_its_sent_and_handled_lines(
     settings = make_settings(tmp_path / "log.db", log_format=log_format, log_level="DEBUG")
     async with serve(create_app(settings)) as client:
         token = await login(client, "admin@acme.com")
+        await client.get("/organization", headers={"Authorization": f"Bearer {token}"})
         capsys.readouterr()
         await client.get(
             f"/events/{UNKNOWN_EVENT}",

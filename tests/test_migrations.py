@@ -198,9 +198,10 @@ def test_the_search_index_covers_events_written_before_it_and_after(
     monkeypatch.setenv("APP_ENV", "development")
     config = Config(str(ROOT / "alembic.ini"))
     config.set_main_option("script_location", str(ROOT / "alembic"))
-    row = (
-        "INSERT INTO events_events VALUES "
-        "(?, 'o', 'u', ?, 'd', NULL, 's', 'e', 'DRAFT', NULL, 'c', 'u')"
+    row = (  # the columns of 0003, named: later migrations add more, with defaults
+        "INSERT INTO events_events (id, organization_id, created_by_id, title, description, "
+        "location, start_date, end_date, status, rejection_reason, created_at, updated_at) "
+        "VALUES (?, 'o', 'u', ?, 'd', NULL, 's', 'e', 'DRAFT', NULL, 'c', 'u')"
     )
 
     def matches(text: str) -> list[str]:

@@ -13,7 +13,7 @@ from sqlalchemy.engine import make_url
 
 from app.settings import Settings
 from app.startup import StartupError, preflight
-from app.storage.engine import create_engine, upgrade_to_head
+from app.storage.engine import alembic_head, create_engine, upgrade_to_head
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "s" * 32
@@ -92,6 +92,6 @@ def test_the_server_exits_with_one_line_and_no_traceback(tmp_path: Path):
     assert server.returncode == 3
     assert server.stderr.strip().splitlines() == [
         "eventboard: cannot start: the database is at migration none (never migrated), this "
-        "code needs 0003: run `make migrate` (with APP_ENV=production the server never migrates "
-        "by itself)"
+        f"code needs {alembic_head()}: run `make migrate` (with APP_ENV=production the server "
+        "never migrates by itself)"
     ]

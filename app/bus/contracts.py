@@ -13,6 +13,8 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import Meta
 
+from app.errors import PreconditionFailed
+
 FIRST_YEAR, LAST_YEAR = 1900, 9998
 CALENDAR_RULE = f"in the years {FIRST_YEAR}-{LAST_YEAR} (as written, before any UTC offset)"
 YEARS = r"^(?:19\d\d|[2-8]\d\d\d|9[0-8]\d\d|99[0-8]\d|999[0-8])-"
@@ -76,6 +78,18 @@ class Contract(
             value = getattr(self, name)
             if isinstance(value, str):
                 msgspec.structs.force_setattr(self, name, value.strip(SPACE_CHARS))
+
+
+class Conditional(Contract, frozen=True, kw_only=True):
+    """A command on one resource that a request may make conditional on its version (HTTP
+    `If-Match`): `if_match` holds the versions it allows, None for no condition."""
+
+    if_match: tuple[int, ...] | None = None
+
+    def check_version(self, version: int) -> None:
+        """PreconditionFailed (412) unless the resource is at a version the request allows."""
+        if self.if_match is not None and version not in self.if_match:
+            raise PreconditionFailed()
 
 
 MAX_PAGE = 1_000_000

@@ -65,7 +65,13 @@ from app.storage.port import Database, NothingChanged, Query, Transaction
 from app.storage.schema import Base, UTCDateTime
 
 RECORDED_CATEGORIES = frozenset(
-    {Category.UNAUTHORIZED, Category.FORBIDDEN, Category.NOT_FOUND, Category.CONFLICT}
+    {
+        Category.UNAUTHORIZED,
+        Category.FORBIDDEN,
+        Category.NOT_FOUND,
+        Category.CONFLICT,
+        Category.PRECONDITION_FAILED,
+    }
 )
 """Errors that are outcomes of a command that ran: recorded and replayed like results."""
 

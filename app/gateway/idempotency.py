@@ -43,7 +43,10 @@ def check_key(value: str | None) -> list[FieldError]:
     return [FieldError(field=HEADER, message=f"{HEADER} must be 1-255 printable ASCII characters")]
 
 
-def replied(outcome: Outcome, status_code: int) -> Response[Any]:
+def replied(
+    outcome: Outcome, status_code: int, headers: dict[str, str] | None = None
+) -> Response[Any]:
     """The HTTP response for a command's outcome, marked when it was replayed."""
-    headers = {REPLAYED_HEADER: "true"} if outcome.replayed else None
+    if outcome.replayed:
+        headers = {**(headers or {}), REPLAYED_HEADER: "true"}
     return Response(outcome.result, status_code=status_code, headers=headers)

@@ -26,6 +26,7 @@ from litestar import Litestar, Request
 from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
 from litestar.routes import HTTPRoute
 
+from app.gateway.conditional import ETAG, LOCATION
 from app.gateway.controllers.health import HealthReport, Liveness
 from app.gateway.idempotency import HEADER, KEY_PATTERN, REPLAYED_HEADER
 from app.gateway.problems import Problem
@@ -108,6 +109,26 @@ _RATE_LIMITED: dict[str, Header] = {
     "RateLimit-Reset": (False, "Seconds until the window resets", _DIGITS),
 }
 _UNLIMITED_PATHS = ("/health", "/metrics")
+TAGGED = frozenset(
+    {
+        "createEvent",
+        "getEvent",
+        "updateEvent",
+        "submitEvent",
+        "approveEvent",
+        "rejectEvent",
+        "getMember",
+        "changeMemberRole",
+        "deactivateMember",
+        "reactivateMember",
+    }
+)
+"""Operations whose success carries one event or member, with its `ETag`."""
+_ETAG: Header = (
+    True,
+    'The version of the event or member in the body: a strong validator (`"3"`) for If-Match',
+    {"type": "string", "pattern": r'^"\d+"$'},
+)
 
 
 class Publisher:
@@ -192,6 +213,12 @@ def publish(generated: dict[str, Any], queries: dict[str, type[Any]]) -> dict[st
                 if status == "204":
                     response.pop("content", None)
                 response["headers"] = _headers(path, int(status), keyed=keyed)
+                if operation_id in TAGGED and status in ("200", "201", "304"):
+                    response["headers"][ETAG] = _header(_ETAG)
+                if status == "201":
+                    response["headers"][LOCATION] = _header(
+                        (True, "The new resource's path", {"type": "string", "pattern": "^/"})
+                    )
 
     metrics = doc["paths"].get("/metrics", {}).get("get")
     if metrics is not None:
@@ -238,7 +265,9 @@ def _headers(path: str, status: int, *, keyed: bool) -> dict[str, Any]:
             "`true` when this is the stored outcome of an earlier request with the same key",
             {"type": "string", "enum": ["true"]},
         )
-    return {
-        name: {"required": required, "description": description, "schema": schema}
-        for name, (required, description, schema) in headers.items()
-    }
+    return {name: _header(header) for name, header in headers.items()}
+
+
+def _header(header: Header) -> dict[str, Any]:
+    required, description, schema = header
+    return {"required": required, "description": description, "schema": schema}

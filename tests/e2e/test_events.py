@@ -45,9 +45,11 @@ async def test_create_makes_a_draft_owned_by_the_caller_in_their_org(client: Cli
     assert event["createdById"] == MODERATOR_ID
     assert event["location"] is None
     assert event["rejectionReason"] is None
+    assert event["version"] == 1
     assert set(event) == {
         "id", "title", "description", "location", "startDate", "endDate", "status",
         "rejectionReason", "organizationId", "createdById", "createdAt", "updatedAt",
+        "version",  # beyond the contract's fields: the ETag's value (docs/api.md, notes)
     }  # fmt: skip
     fetched = await client.get(f"/events/{event['id']}", headers=auth["moderator"])
     assert fetched.json() == event

@@ -7,6 +7,7 @@ from typing import Any
 from litestar import Controller, Request, Response, get, post
 from litestar.params import JSONBody
 
+from app.gateway.conditional import LOCATION
 from app.gateway.dependencies import gateway_of, principal_of
 from app.gateway.idempotency import IdempotencyKey, replied
 from app.gateway.problems import problem_responses
@@ -52,7 +53,8 @@ class AuthController(Controller):
                 idempotency_key=idempotency_key,
                 policy=gateway.policies.signup,
             )
-        return replied(outcome, 201)
+        view: SignUpView = outcome.result
+        return replied(outcome, 201, {LOCATION: f"/organization/members/{view.user.id}"})
 
     @post(
         "/login",

@@ -6,9 +6,19 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, delete, get, patch, post
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from app.bus.contracts import MAX_PAGE, Command
+from app.gateway.conditional import (
+    ETAG,
+    LOCATION,
+    IfMatch,
+    IfNoneMatch,
+    allowed_versions,
+    etag,
+    is_current,
+)
 from app.gateway.dependencies import gateway_of, principal_of
 from app.gateway.idempotency import IdempotencyKey, replied
 from app.gateway.problems import problem_responses
@@ -59,6 +69,7 @@ class EventsController(Controller):
         data: JSONBody[CreateEvent],
         idempotency_key: IdempotencyKey = None,
     ) -> Response[EventView]:
+        """Answers 201 with `Location: /events/{id}` and the new event's `ETag`."""
         return await _write(request, CREATE_EVENT, data, idempotency_key, 201)
 
     @get(
@@ -116,9 +127,17 @@ class EventsController(Controller):
         "/{event_id:str}",
         operation_id="getEvent",
         summary="One event",
-        responses=problem_responses(401, 403, 404),
+        responses={
+            304: ResponseSpec(None, description="If-None-Match names the current version"),
+            **problem_responses(401, 403, 404),
+        },
     )
-    async def find(self, request: Request[Any, Any, Any], event_id: FromPath[str]) -> EventView:
+    async def find(
+        self,
+        request: Request[Any, Any, Any],
+        event_id: FromPath[str],
+        if_none_match: IfNoneMatch = None,
+    ) -> Response[EventView | None]:
         gateway = gateway_of(request)
         view: EventView = await gateway.bus.send(
             FIND_EVENT.pattern,
@@ -126,13 +145,16 @@ class EventsController(Controller):
             principal=principal_of(request),
             policy=gateway.policies.read_one,
         )
-        return view
+        tag = {ETAG: etag(view.version)}
+        if is_current(if_none_match, view.version):
+            return Response(None, status_code=304, headers=tag)
+        return Response(view, headers=tag)
 
     @patch(
         "/{event_id:str}",
         operation_id="updateEvent",
         summary="Change an event's details (never its status)",
-        responses=problem_responses(401, 403, 404, 409, 413, 415, 422),
+        responses=problem_responses(401, 403, 404, 409, 412, 413, 415, 422),
     )
     async def update(
         self,
@@ -140,8 +162,10 @@ class EventsController(Controller):
         event_id: FromPath[str],
         data: JSONBody[EventChanges],
         idempotency_key: IdempotencyKey = None,
+        if_match: IfMatch = None,
     ) -> Response[EventView]:
-        command = UpdateEvent(event_id=event_id, changes=data)
+        versions = allowed_versions(if_match)
+        command = UpdateEvent(event_id=event_id, changes=data, if_match=versions)
         return await _write(request, UPDATE_EVENT, command, idempotency_key)
 
     @delete(
@@ -149,15 +173,16 @@ class EventsController(Controller):
         operation_id="deleteEvent",
         status_code=204,
         summary="Delete an event",
-        responses=problem_responses(401, 403, 404, 409, 422),
+        responses=problem_responses(401, 403, 404, 409, 412, 422),
     )
     async def remove(
         self,
         request: Request[Any, Any, Any],
         event_id: FromPath[str],
         idempotency_key: IdempotencyKey = None,
+        if_match: IfMatch = None,
     ) -> Response[None]:
-        command = DeleteEvent(event_id=event_id)
+        command = DeleteEvent(event_id=event_id, if_match=allowed_versions(if_match))
         return await _write(request, DELETE_EVENT, command, idempotency_key, 204)
 
     @post(
@@ -165,15 +190,16 @@ class EventsController(Controller):
         operation_id="submitEvent",
         status_code=200,
         summary="DRAFT -> SUBMITTED (creator only)",
-        responses=problem_responses(401, 403, 404, 409, 422),
+        responses=problem_responses(401, 403, 404, 409, 412, 422),
     )
     async def submit(
         self,
         request: Request[Any, Any, Any],
         event_id: FromPath[str],
         idempotency_key: IdempotencyKey = None,
+        if_match: IfMatch = None,
     ) -> Response[EventView]:
-        command = SubmitEvent(event_id=event_id)
+        command = SubmitEvent(event_id=event_id, if_match=allowed_versions(if_match))
         return await _write(request, SUBMIT_EVENT, command, idempotency_key)
 
     @post(
@@ -181,15 +207,16 @@ class EventsController(Controller):
         operation_id="approveEvent",
         status_code=200,
         summary="SUBMITTED -> APPROVED",
-        responses=problem_responses(401, 403, 404, 409, 422),
+        responses=problem_responses(401, 403, 404, 409, 412, 422),
     )
     async def approve(
         self,
         request: Request[Any, Any, Any],
         event_id: FromPath[str],
         idempotency_key: IdempotencyKey = None,
+        if_match: IfMatch = None,
     ) -> Response[EventView]:
-        command = ApproveEvent(event_id=event_id)
+        command = ApproveEvent(event_id=event_id, if_match=allowed_versions(if_match))
         return await _write(request, APPROVE_EVENT, command, idempotency_key)
 
     @post(
@@ -197,7 +224,7 @@ class EventsController(Controller):
         operation_id="rejectEvent",
         status_code=200,
         summary="SUBMITTED -> REJECTED, with a reason",
-        responses=problem_responses(401, 403, 404, 409, 413, 415, 422),
+        responses=problem_responses(401, 403, 404, 409, 412, 413, 415, 422),
     )
     async def reject(
         self,
@@ -205,8 +232,10 @@ class EventsController(Controller):
         event_id: FromPath[str],
         data: JSONBody[Rejection],
         idempotency_key: IdempotencyKey = None,
+        if_match: IfMatch = None,
     ) -> Response[EventView]:
-        command = RejectEvent(event_id=event_id, reason=data.reason)
+        versions = allowed_versions(if_match)
+        command = RejectEvent(event_id=event_id, reason=data.reason, if_match=versions)
         return await _write(request, REJECT_EVENT, command, idempotency_key)
 
 
@@ -225,4 +254,10 @@ async def _write(
         idempotency_key=idempotency_key,
         policy=gateway.policies.write,
     )
-    return replied(outcome, status_code)
+    view = outcome.result
+    if not isinstance(view, EventView):  # a delete: 204, nothing to tag
+        return replied(outcome, status_code)
+    headers = {ETAG: etag(view.version)}
+    if status_code == 201:
+        headers[LOCATION] = f"/events/{view.id}"
+    return replied(outcome, status_code, headers)

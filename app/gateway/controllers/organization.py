@@ -9,6 +9,7 @@ from litestar import Controller, Request, Response, get, patch, post
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from app.bus.contracts import MAX_PAGE, Command
+from app.gateway.conditional import ETAG, IfMatch, allowed_versions, etag
 from app.gateway.dependencies import gateway_of, principal_of
 from app.gateway.idempotency import IdempotencyKey, replied
 from app.gateway.problems import problem_responses
@@ -106,7 +107,9 @@ class OrganizationController(Controller):
         summary="One member (MODERATOR, ADMIN, or the member themself)",
         responses=problem_responses(401, 403, 404),
     )
-    async def member(self, request: Request[Any, Any, Any], user_id: FromPath[str]) -> MemberView:
+    async def member(
+        self, request: Request[Any, Any, Any], user_id: FromPath[str]
+    ) -> Response[MemberView]:
         gateway = gateway_of(request)
         found: MemberView = await gateway.bus.send(
             FIND_MEMBER.pattern,
@@ -114,13 +117,13 @@ class OrganizationController(Controller):
             principal=principal_of(request),
             policy=gateway.policies.read_one,
         )
-        return found
+        return Response(found, headers={ETAG: etag(found.version)})
 
     @patch(
         "/members/{user_id:str}",
         operation_id="changeMemberRole",
         summary="Change a member's role (ADMIN)",
-        responses=problem_responses(401, 403, 404, 409, 413, 415, 422),
+        responses=problem_responses(401, 403, 404, 409, 412, 413, 415, 422),
     )
     async def change_role(
         self,
@@ -128,8 +131,10 @@ class OrganizationController(Controller):
         user_id: FromPath[str],
         data: JSONBody[RoleChange],
         idempotency_key: IdempotencyKey = None,
+        if_match: IfMatch = None,
     ) -> Response[MemberView]:
-        command = ChangeRole(user_id=user_id, role=data.role)
+        versions = allowed_versions(if_match)
+        command = ChangeRole(user_id=user_id, role=data.role, if_match=versions)
         return await _change(request, CHANGE_ROLE, command, user_id, idempotency_key)
 
     @post(
@@ -137,15 +142,16 @@ class OrganizationController(Controller):
         operation_id="deactivateMember",
         status_code=200,
         summary="Lock a member out: no login, their tokens stop working (ADMIN)",
-        responses=problem_responses(401, 403, 404, 409, 422),
+        responses=problem_responses(401, 403, 404, 409, 412, 422),
     )
     async def deactivate(
         self,
         request: Request[Any, Any, Any],
         user_id: FromPath[str],
         idempotency_key: IdempotencyKey = None,
+        if_match: IfMatch = None,
     ) -> Response[MemberView]:
-        command = DeactivateMember(user_id=user_id)
+        command = DeactivateMember(user_id=user_id, if_match=allowed_versions(if_match))
         return await _change(request, DEACTIVATE_MEMBER, command, user_id, idempotency_key)
 
     @post(
@@ -153,15 +159,16 @@ class OrganizationController(Controller):
         operation_id="reactivateMember",
         status_code=200,
         summary="Let a deactivated member back in (ADMIN)",
-        responses=problem_responses(401, 403, 404, 409, 422),
+        responses=problem_responses(401, 403, 404, 409, 412, 422),
     )
     async def reactivate(
         self,
         request: Request[Any, Any, Any],
         user_id: FromPath[str],
         idempotency_key: IdempotencyKey = None,
+        if_match: IfMatch = None,
     ) -> Response[MemberView]:
-        command = ReactivateMember(user_id=user_id)
+        command = ReactivateMember(user_id=user_id, if_match=allowed_versions(if_match))
         return await _change(request, REACTIVATE_MEMBER, command, user_id, idempotency_key)
 
 
@@ -184,4 +191,5 @@ async def _change(
     )
     members: MemberStates = request.app.state.member_states
     members.forget(user_id)
-    return replied(outcome, 200)
+    view: MemberView = outcome.result
+    return replied(outcome, 200, {ETAG: etag(view.version)})

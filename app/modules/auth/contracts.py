@@ -12,6 +12,7 @@ from app.bus.contracts import (
     MAX_PAGE,
     SPACE,
     Command,
+    Conditional,
     Contract,
     PageMeta,
     Timestamp,
@@ -150,16 +151,16 @@ class RoleChange(Contract, frozen=True, kw_only=True):
     role: RoleName
 
 
-class ChangeRole(Contract, frozen=True, kw_only=True):
+class ChangeRole(Conditional, frozen=True, kw_only=True):
     user_id: UserId
     role: Role
 
 
-class DeactivateMember(Contract, frozen=True, kw_only=True):
+class DeactivateMember(Conditional, frozen=True, kw_only=True):
     user_id: UserId
 
 
-class ReactivateMember(Contract, frozen=True, kw_only=True):
+class ReactivateMember(Conditional, frozen=True, kw_only=True):
     user_id: UserId
 
 

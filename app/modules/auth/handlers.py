@@ -153,7 +153,7 @@ async def find_member(cmd: FindMember, uow: AuthUnitOfWork, principal: Principal
 
 
 async def change_role(cmd: ChangeRole, uow: AuthUnitOfWork, principal: Principal) -> MemberView:
-    member, caller = await _member_to_change(cmd.user_id, uow, principal)
+    member, caller = await _member_to_change(cmd, uow, principal)
     member.change_role(
         cmd.role, active_admins=await uow.users.active_admins(member.organization_id)
     )
@@ -165,7 +165,7 @@ async def change_role(cmd: ChangeRole, uow: AuthUnitOfWork, principal: Principal
 async def deactivate_member(
     cmd: DeactivateMember, uow: AuthUnitOfWork, principal: Principal
 ) -> MemberView:
-    member, caller = await _member_to_change(cmd.user_id, uow, principal)
+    member, caller = await _member_to_change(cmd, uow, principal)
     member.deactivate(active_admins=await uow.users.active_admins(member.organization_id))
     _still_admin(caller)
     await uow.users.save_member(member)
@@ -175,7 +175,7 @@ async def deactivate_member(
 async def reactivate_member(
     cmd: ReactivateMember, uow: AuthUnitOfWork, principal: Principal
 ) -> MemberView:
-    member, caller = await _member_to_change(cmd.user_id, uow, principal)
+    member, caller = await _member_to_change(cmd, uow, principal)
     member.reactivate()
     _still_admin(caller)
     await uow.users.save_member(member)
@@ -193,7 +193,9 @@ async def member_state(
 
 
 async def _member_to_change(
-    user_id: str, uow: AuthUnitOfWork, principal: Principal
+    cmd: ChangeRole | DeactivateMember | ReactivateMember,
+    uow: AuthUnitOfWork,
+    principal: Principal,
 ) -> tuple[User, User | None]:
     """The member and the caller as the database has them, with the organization's member
     changes serialised from here to the commit (two admins demoting each other at once: the
@@ -201,9 +203,10 @@ async def _member_to_change(
     if principal.role != Role.ADMIN:
         raise NotAdmin()  # before any lookup: no oracle for who is a member
     await uow.organizations.lock(principal.organization_id)
-    member = await uow.users.member(user_id, principal.organization_id)
+    member = await uow.users.member(cmd.user_id, principal.organization_id)
     if member is None:
         raise MemberNotFound()
+    cmd.check_version(member.version)  # If-Match: 412 when the member changed since
     caller = await uow.users.member(principal.user_id, principal.organization_id)
     return member, caller
 

@@ -8,7 +8,17 @@ from typing import Annotated, Literal
 
 from msgspec import UNSET, Meta, UnsetType
 
-from app.bus.contracts import MAX_PAGE, YEARS, Command, Contract, PageMeta, Timestamp, Uuid, text
+from app.bus.contracts import (
+    MAX_PAGE,
+    YEARS,
+    Command,
+    Conditional,
+    Contract,
+    PageMeta,
+    Timestamp,
+    Uuid,
+    text,
+)
 from app.errors import Conflict, Forbidden, NotFound
 
 
@@ -89,7 +99,7 @@ class EventChanges(Contract, frozen=True, kw_only=True):
     end_date: End | UnsetType = UNSET
 
 
-class UpdateEvent(Contract, frozen=True, kw_only=True):
+class UpdateEvent(Conditional, frozen=True, kw_only=True):
     event_id: EventId
     changes: EventChanges
 
@@ -98,15 +108,15 @@ class FindEvent(Contract, frozen=True, kw_only=True):
     event_id: EventId
 
 
-class DeleteEvent(Contract, frozen=True, kw_only=True):
+class DeleteEvent(Conditional, frozen=True, kw_only=True):
     event_id: EventId
 
 
-class SubmitEvent(Contract, frozen=True, kw_only=True):
+class SubmitEvent(Conditional, frozen=True, kw_only=True):
     event_id: EventId
 
 
-class ApproveEvent(Contract, frozen=True, kw_only=True):
+class ApproveEvent(Conditional, frozen=True, kw_only=True):
     event_id: EventId
 
 
@@ -116,7 +126,7 @@ class Rejection(Contract, frozen=True, kw_only=True):
     reason: Reason
 
 
-class RejectEvent(Contract, frozen=True, kw_only=True):
+class RejectEvent(Conditional, frozen=True, kw_only=True):
     event_id: EventId
     reason: Reason
 
@@ -178,6 +188,7 @@ class EventView(Contract, frozen=True, kw_only=True):
     created_by_id: Uuid
     created_at: Timestamp
     updated_at: Timestamp
+    version: Annotated[int, Meta(description="The event's version: its ETag, quoted")]
 
 
 class EventPage(Contract, frozen=True, kw_only=True):

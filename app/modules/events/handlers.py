@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.bus.contracts import PageMeta
+from app.bus.contracts import Conditional, PageMeta
 from app.clock import to_wire
 from app.identity import Principal, Role
 from app.modules.events.contracts import (
@@ -50,7 +50,7 @@ async def find_event(cmd: FindEvent, uow: EventsUnitOfWork, principal: Principal
 
 
 async def update_event(cmd: UpdateEvent, uow: EventsUnitOfWork, principal: Principal) -> EventView:
-    event = await _load(uow, cmd.event_id, principal)
+    event = await _load(uow, cmd.event_id, principal, condition=cmd)
     event.update(cmd.changes, by=principal)
     await uow.events.save(event)
     return event_view(event)
@@ -58,13 +58,13 @@ async def update_event(cmd: UpdateEvent, uow: EventsUnitOfWork, principal: Princ
 
 async def delete_event(cmd: DeleteEvent, uow: EventsUnitOfWork, principal: Principal) -> None:
     require_may_delete(principal)
-    event = await _load(uow, cmd.event_id, principal)
+    event = await _load(uow, cmd.event_id, principal, condition=cmd)
     event.ensure_deletable_by(principal)
     await uow.events.delete(event)
 
 
 async def submit_event(cmd: SubmitEvent, uow: EventsUnitOfWork, principal: Principal) -> EventView:
-    event = await _load(uow, cmd.event_id, principal)
+    event = await _load(uow, cmd.event_id, principal, condition=cmd)
     event.submit(by=principal)
     await uow.events.save(event)
     return event_view(event)
@@ -74,7 +74,7 @@ async def approve_event(
     cmd: ApproveEvent, uow: EventsUnitOfWork, principal: Principal
 ) -> EventView:
     require_reviewer(principal, "approve")
-    event = await _load(uow, cmd.event_id, principal)
+    event = await _load(uow, cmd.event_id, principal, condition=cmd)
     event.approve(by=principal)
     await uow.events.save(event)
     return event_view(event)
@@ -82,20 +82,29 @@ async def approve_event(
 
 async def reject_event(cmd: RejectEvent, uow: EventsUnitOfWork, principal: Principal) -> EventView:
     require_reviewer(principal, "reject")
-    event = await _load(uow, cmd.event_id, principal)
+    event = await _load(uow, cmd.event_id, principal, condition=cmd)
     event.reject(by=principal, reason=cmd.reason)
     await uow.events.save(event)
     return event_view(event)
 
 
 async def _load(
-    uow: EventsUnitOfWork, event_id: str, principal: Principal, *, for_update: bool = True
+    uow: EventsUnitOfWork,
+    event_id: str,
+    principal: Principal,
+    *,
+    for_update: bool = True,
+    condition: Conditional | None = None,
 ) -> Event:
     """The event if it exists in the caller's organization; another tenant's is simply not found.
-    Commands that change it hold its row until commit."""
+    Commands that change it hold its row until commit. A conditional command (If-Match) on an
+    event the caller may see gets 412 when the event has changed since."""
     event = await uow.events.get(event_id, principal.organization_id, for_update=for_update)
     if event is None:
         raise EventNotFound()
+    if condition is not None and condition.if_match is not None:
+        event.ensure_visible_to(principal)
+        condition.check_version(event.version)
     return event
 
 
@@ -113,4 +122,5 @@ def event_view(event: Event) -> EventView:
         created_by_id=event.created_by_id,
         created_at=to_wire(event.created_at),
         updated_at=to_wire(event.updated_at),
+        version=event.version,
     )

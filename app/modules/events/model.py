@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from msgspec import UNSET
-from sqlalchemy import Column, Index, String, Table, Text
+from sqlalchemy import Column, Index, Integer, String, Table, Text
 
 from app.bus.contracts import CALENDAR_RULE, within_calendar
 from app.clock import utcnow
@@ -78,6 +78,7 @@ EVENTS = Table(
     Column("rejection_reason", String(500)),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
+    Column("version", Integer(), server_default="1", nullable=False),
     Index("ix_events_events_org_start", "organization_id", "start_date", "id"),
     Index("ix_events_events_org_creator", "organization_id", "created_by_id"),
 )
@@ -109,6 +110,8 @@ class Event:
     rejection_reason: str | None
     created_at: datetime
     updated_at: datetime
+    version: int = 1
+    """Bumped by every change (`EventRepository.save`): the event's ETag."""
 
     @classmethod
     def create(cls, cmd: CreateEvent, by: Principal) -> Event:

@@ -44,6 +44,7 @@ _MUTABLE = (
     "status",
     "rejection_reason",
     "updated_at",
+    "version",
 )
 _UPDATE = Query(update(EVENTS).where(_TENANT).values({name: bindparam(name) for name in _MUTABLE}))
 _DELETE = Query(delete(EVENTS).where(_TENANT))
@@ -105,7 +106,9 @@ class EventRepository:
 
     async def save(self, event: Event) -> None:
         """Write the event's changes (everything a command may change) back to its row, at
-        commit at the latest; the row is the one `get(..., for_update=True)` locked."""
+        commit at the latest; the row is the one `get(..., for_update=True)` locked. Every
+        save is a change, so it bumps the event's version."""
+        event.version += 1
         params = {name: getattr(event, name) for name in _MUTABLE}
         await self._tx.defer(
             _UPDATE, {**params, "event_id": event.id, "tenant": event.organization_id}
