@@ -147,7 +147,9 @@ class SendingSide:
     remote_modules: frozenset[str]
 
 
-def sending_side(settings: Settings, parts: BusParts) -> SendingSide:
+def sending_side(
+    settings: Settings, parts: BusParts, *, name: str = "eventboard-gateway"
+) -> SendingSide:
     """BUS_TRANSPORT: `local` (handled in this process), `local-wire` (the same, every message
     through the wire codec), or `nats` (every module but BUS_LOCAL_MODULES served by workers)."""
     bus = parts.bus
@@ -165,6 +167,6 @@ def sending_side(settings: Settings, parts: BusParts) -> SendingSide:
         return SendingSide(local, None, remote_modules)
     subjects = Subjects(settings.nats_subject_prefix)
     server = NatsServer.of(settings)
-    remote = NatsTransport(bus, server, "eventboard-gateway", subjects, remote_modules)
+    remote = NatsTransport(bus, server, name, subjects, remote_modules)
     routing = RoutingTransport(local, remote, frozenset(settings.bus_local_modules))
     return SendingSide(routing, remote, remote_modules)

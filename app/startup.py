@@ -36,12 +36,19 @@ def check(settings: Settings) -> None:
 
 
 async def preflight(settings: Settings) -> None:
+    await _database(settings, at_head=settings.is_production)
+    if settings.bus_transport == "nats":
+        await check_nats(NatsServer.of(settings))
+
+
+async def _database(settings: Settings, *, at_head: bool) -> None:
+    """The database can be used; with `at_head`, it is at the code's migration head."""
     url = make_url(settings.database_url)
     if url.get_backend_name() == "sqlite":
         current = _sqlite(url.database or "")
     else:
         current = await _postgresql(url)
-    if settings.is_production:
+    if at_head:
         head = alembic_head()
         if current != head:
             raise StartupError(
@@ -49,8 +56,22 @@ async def preflight(settings: Settings) -> None:
                 f"needs {head}: run `make migrate` (with APP_ENV=production the server never "
                 "migrates by itself)"
             )
+
+
+async def problems(settings: Settings) -> list[str]:
+    """Every problem, one line each, the database's migration checked whatever APP_ENV says
+    (`eventboard check`)."""
+    found = []
+    try:
+        await _database(settings, at_head=True)
+    except StartupError as exc:
+        found.append(str(exc))
     if settings.bus_transport == "nats":
-        await check_nats(NatsServer.of(settings))
+        try:
+            await check_nats(NatsServer.of(settings))
+        except StartupError as exc:
+            found.append(str(exc))
+    return found
 
 
 def _sqlite(path: str) -> str | None:

@@ -26,7 +26,7 @@ from litestar import Request
 from app.bus.bus import Bus, Policy
 from app.errors import AuthenticationRequired, Unauthorized
 from app.gateway.exchange import exchange_of
-from app.identity import Principal, Role
+from app.identity import OPERATOR, Principal, Role
 from app.modules.auth.contracts import (
     GET_MEMBER_STATE,
     GetMemberState,
@@ -98,6 +98,8 @@ class TokenVerifier:
             claims = msgspec.convert(raw, TokenClaims)
         except msgspec.ValidationError:
             raise Unauthorized("Invalid token", code="INVALID_TOKEN") from None
+        if claims.sub == OPERATOR:  # only the command line acts as the operator
+            raise Unauthorized("Invalid token", code="INVALID_TOKEN")
         principal = Principal(
             user_id=claims.sub,
             organization_id=claims.organization_id,

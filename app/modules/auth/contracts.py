@@ -164,6 +164,31 @@ class ReactivateMember(Conditional, frozen=True, kw_only=True):
     user_id: UserId
 
 
+class CreateOrganization(Contract, frozen=True, kw_only=True):
+    """The operator creates an organization (with no member yet)."""
+
+    name: OrganizationName
+
+
+class CreateMember(Contract, frozen=True, kw_only=True):
+    """The operator adds a member to an organization, with a role."""
+
+    email: Email
+    password: Password
+    first_name: FirstName
+    last_name: LastName
+    organization_slug: Annotated[
+        str, text("organization", "1-120 characters", min_length=1, max_length=120)
+    ]
+    role: RoleName
+
+
+class FindMemberByEmail(Contract, frozen=True, kw_only=True):
+    """The operator looks a member up by email (to act on them)."""
+
+    email: LoginEmail
+
+
 class GetMemberState(Contract, frozen=True, kw_only=True):
     """The edge asks for the caller's current role and whether they are still active."""
 
@@ -182,6 +207,10 @@ CHANGE_ROLE = Command("auth.changeRole", ChangeRole)
 DEACTIVATE_MEMBER = Command("auth.deactivateMember", DeactivateMember)
 REACTIVATE_MEMBER = Command("auth.reactivateMember", ReactivateMember)
 GET_MEMBER_STATE = Command("auth.memberState", GetMemberState, read=True)
+CREATE_ORGANIZATION = Command("auth.createOrganization", CreateOrganization)
+CREATE_MEMBER = Command("auth.createMember", CreateMember)
+FIND_MEMBER_BY_EMAIL = Command("auth.findMemberByEmail", FindMemberByEmail, read=True)
+"""The operator's commands (the `eventboard` CLI): refused to anyone else."""
 
 
 # Views
@@ -335,6 +364,11 @@ class MemberInactive(Conflict):
 class MemberActive(Conflict):
     default_code = "MEMBER_ACTIVE"
     default_message = "The member is already active"
+
+
+class NotOperator(Forbidden):
+    default_code = "OPERATOR_ONLY"
+    default_message = "Only the operator may do this"
 
 
 class MemberDeactivated(Unauthorized):

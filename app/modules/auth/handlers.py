@@ -11,9 +11,12 @@ from app.identity import Principal, Role
 from app.modules.auth.contracts import (
     BCRYPT_MAX_BYTES,
     ChangeRole,
+    CreateMember,
+    CreateOrganization,
     DeactivateMember,
     EmailTaken,
     FindMember,
+    FindMemberByEmail,
     GetMe,
     GetMemberState,
     GetOrganization,
@@ -28,6 +31,7 @@ from app.modules.auth.contracts import (
     MeView,
     NotAdmin,
     NotModerator,
+    NotOperator,
     OrganizationDetails,
     OrganizationExists,
     OrganizationNotFound,
@@ -157,7 +161,7 @@ async def change_role(cmd: ChangeRole, uow: AuthUnitOfWork, principal: Principal
     member.change_role(
         cmd.role, active_admins=await uow.users.active_admins(member.organization_id)
     )
-    _still_admin(caller)
+    _still_admin(caller, principal)
     await uow.users.save_member(member)
     return member_view(member)
 
@@ -167,7 +171,7 @@ async def deactivate_member(
 ) -> MemberView:
     member, caller = await _member_to_change(cmd, uow, principal)
     member.deactivate(active_admins=await uow.users.active_admins(member.organization_id))
-    _still_admin(caller)
+    _still_admin(caller, principal)
     await uow.users.save_member(member)
     return member_view(member)
 
@@ -177,7 +181,7 @@ async def reactivate_member(
 ) -> MemberView:
     member, caller = await _member_to_change(cmd, uow, principal)
     member.reactivate()
-    _still_admin(caller)
+    _still_admin(caller, principal)
     await uow.users.save_member(member)
     return member_view(member)
 
@@ -192,6 +196,72 @@ async def member_state(
     return MemberState(role=member.role_enum, active=member.active)
 
 
+async def create_organization(
+    cmd: CreateOrganization, uow: AuthUnitOfWork, principal: Principal
+) -> OrganizationDetails:
+    if not principal.is_operator:
+        raise NotOperator()
+    organization = Organization(name=cmd.name, slug=slugify(cmd.name))
+    if await uow.organizations.slug_exists(organization.slug):
+        raise OrganizationExists()
+    try:
+        await uow.organizations.add(organization)
+    except DuplicateRow:
+        raise OrganizationExists() from None
+    return OrganizationDetails(
+        id=organization.id,
+        name=organization.name,
+        slug=organization.slug,
+        created_at=to_wire(organization.created_at),
+        member_count=0,
+    )
+
+
+async def create_member(
+    cmd: CreateMember, uow: AuthUnitOfWork, principal: Principal, passwords: PasswordHasher
+) -> MemberView:
+    if not principal.is_operator:
+        raise NotOperator()
+    if len(cmd.password.encode()) > BCRYPT_MAX_BYTES:
+        raise Invalid.fields(
+            [
+                FieldError(
+                    field="password", message=f"password must be at most {BCRYPT_MAX_BYTES} bytes"
+                )
+            ]
+        )
+    password_hash = await passwords.hash(cmd.password)
+    organization = await uow.organizations.by_slug(cmd.organization_slug)
+    if organization is None:
+        raise OrganizationNotFound()
+    user = User(
+        email=cmd.email.lower(),
+        password_hash=password_hash,
+        first_name=cmd.first_name,
+        last_name=cmd.last_name,
+        role=cmd.role,
+        organization_id=organization.id,
+    )
+    if await uow.users.by_email(user.email) is not None:
+        raise EmailTaken()
+    try:
+        await uow.users.add(user)
+    except DuplicateRow:
+        raise EmailTaken() from None
+    return member_view(user)
+
+
+async def find_member_by_email(
+    cmd: FindMemberByEmail, uow: AuthUnitOfWork, principal: Principal
+) -> MemberView:
+    if not principal.is_operator:
+        raise NotOperator()
+    member = await uow.users.by_email(cmd.email.lower())
+    if member is None:
+        raise MemberNotFound()
+    return member_view(member)
+
+
 async def _member_to_change(
     cmd: ChangeRole | DeactivateMember | ReactivateMember,
     uow: AuthUnitOfWork,
@@ -199,7 +269,8 @@ async def _member_to_change(
 ) -> tuple[User, User | None]:
     """The member and the caller as the database has them, with the organization's member
     changes serialised from here to the commit (two admins demoting each other at once: the
-    second finds the first change made, and the last active ADMIN refused)."""
+    second finds the first change made, and the last active ADMIN refused). The operator acts
+    as the organization's ADMIN, under the same rules (the last active ADMIN stays)."""
     if principal.role != Role.ADMIN:
         raise NotAdmin()  # before any lookup: no oracle for who is a member
     await uow.organizations.lock(principal.organization_id)
@@ -207,13 +278,17 @@ async def _member_to_change(
     if member is None:
         raise MemberNotFound()
     cmd.check_version(member.version)  # If-Match: 412 when the member changed since
+    if principal.is_operator:
+        return member, None
     caller = await uow.users.member(principal.user_id, principal.organization_id)
     return member, caller
 
 
-def _still_admin(caller: User | None) -> None:
+def _still_admin(caller: User | None, principal: Principal) -> None:
     """The caller is an active ADMIN now, not only when the token was issued: one demoted a
-    moment ago changes nothing (the transaction rolls back)."""
+    moment ago changes nothing (the transaction rolls back). The operator is no member."""
+    if principal.is_operator:
+        return
     if caller is None or not caller.active or caller.role != Role.ADMIN:
         raise NotAdmin()
 

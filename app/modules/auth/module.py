@@ -16,8 +16,11 @@ from app.identity import Principal
 from app.modules.auth import handlers, seed
 from app.modules.auth.contracts import (
     CHANGE_ROLE,
+    CREATE_MEMBER,
+    CREATE_ORGANIZATION,
     DEACTIVATE_MEMBER,
     FIND_MEMBER,
+    FIND_MEMBER_BY_EMAIL,
     GET_ME,
     GET_MEMBER_STATE,
     GET_ORGANIZATION,
@@ -25,9 +28,11 @@ from app.modules.auth.contracts import (
     LOG_IN,
     REACTIVATE_MEMBER,
     SIGN_UP,
+    CreateMember,
     GetMe,
     LogIn,
     LoginView,
+    MemberView,
     MeView,
     SignUp,
     SignUpView,
@@ -81,8 +86,15 @@ def register(bus: Bus, settings: Settings) -> Running:
         (DEACTIVATE_MEMBER, handlers.deactivate_member),
         (REACTIVATE_MEMBER, handlers.reactivate_member),
         (GET_MEMBER_STATE, handlers.member_state),
+        (CREATE_ORGANIZATION, handlers.create_organization),
+        (FIND_MEMBER_BY_EMAIL, handlers.find_member_by_email),
     ):
         bus.handle(command, _as_caller(handler))
+
+    async def create_member(cmd: CreateMember, context: Context) -> MemberView:
+        return await handlers.create_member(cmd, _uow(context), context.principal, passwords)
+
+    bus.handle(CREATE_MEMBER, create_member)
     return Running(passwords)
 
 

@@ -28,6 +28,9 @@ from app.storage.port import DuplicateRow, Query, Transaction
 _ORGANIZATION = Query(
     select(ORGANIZATIONS).where(ORGANIZATIONS.c.id == bindparam("id")), point=True
 )
+_ORGANIZATION_BY_SLUG = Query(
+    select(ORGANIZATIONS).where(ORGANIZATIONS.c.slug == bindparam("slug")), point=True
+)
 _SLUG_TAKEN = Query(
     select(ORGANIZATIONS.c.id).where(ORGANIZATIONS.c.slug == bindparam("slug")).limit(1)
 )
@@ -77,6 +80,10 @@ class OrganizationRepository:
 
     async def get(self, organization_id: str) -> Organization | None:
         row = await self._tx.fetch_one(_ORGANIZATION, {"id": organization_id})
+        return None if row is None else Organization(**_named(ORGANIZATIONS.c.keys(), row))
+
+    async def by_slug(self, slug: str) -> Organization | None:
+        row = await self._tx.fetch_one(_ORGANIZATION_BY_SLUG, {"slug": slug})
         return None if row is None else Organization(**_named(ORGANIZATIONS.c.keys(), row))
 
     async def slug_exists(self, slug: str) -> bool:
