@@ -8,7 +8,7 @@ import pytest
 
 from app.errors import Unauthorized
 from app.gateway.security import TokenVerifier
-from app.identity import Role
+from app.identity import OPERATOR, Role
 from app.modules.auth.contracts import key_id
 from app.modules.auth.model import User
 from app.modules.auth.tokens import TokenIssuer
@@ -77,3 +77,12 @@ def test_a_token_from_before_kids_verifies_against_the_current_secret_only():
     assert TokenVerifier(NEW, (OLD,)).verify(without_kid).email == "ada@acme.com"
     with pytest.raises(Unauthorized):
         TokenVerifier(NEW, (OLD,)).verify(old_without_kid)
+
+
+def test_a_token_that_names_the_operator_is_refused_even_when_correctly_signed():
+    """Only the command line acts as the operator; no token does, whoever signed it."""
+    claims = jwt.decode(issued(NEW), NEW, algorithms=["HS256"])
+    operator = jwt.encode({**claims, "sub": OPERATOR}, NEW, headers={"kid": key_id(NEW)})
+
+    with pytest.raises(Unauthorized):
+        TokenVerifier(NEW).verify(operator)
