@@ -14,6 +14,7 @@ the gateway that made it (which forgets its answer). Between two asks, it is a d
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -130,18 +131,19 @@ class MemberStates:
         self._clock = clock
         self._known: dict[str, tuple[Role, bool, float]] = {}
         """user id -> (role, active, until)"""
+        self._asking: dict[str, asyncio.Task[tuple[Role, bool, float]]] = {}
+        """The asks in flight, one per member: a burst of their requests shares it."""
 
     async def current(self, principal: Principal) -> Principal:
         """The principal as the member is now: their current role; 401 when deactivated."""
         known = self._known.get(principal.user_id)
         if known is None or known[2] <= self._clock():
-            state: MemberState = await self._bus.send(
-                GET_MEMBER_STATE.pattern, GetMemberState(), principal=principal, policy=self._policy
-            )
-            if len(self._known) >= self._size:
-                self._known.clear()  # a bound, not an eviction policy: they are asked again
-            known = (state.role, state.active, self._clock() + self._seconds)
-            self._known[principal.user_id] = known
+            asking = self._asking.get(principal.user_id)
+            if asking is None:
+                asking = asyncio.create_task(self._ask(principal))
+                self._asking[principal.user_id] = asking
+            # Shielded: a request that gives up (its deadline) leaves the ask to the others.
+            known = await asyncio.shield(asking)
         role, active, _ = known
         if not active:
             raise MemberDeactivated()
@@ -149,9 +151,27 @@ class MemberStates:
             principal if role == principal.role else msgspec.structs.replace(principal, role=role)
         )
 
+    async def _ask(self, principal: Principal) -> tuple[Role, bool, float]:
+        user_id = principal.user_id
+        try:
+            state: MemberState = await self._bus.send(
+                GET_MEMBER_STATE.pattern, GetMemberState(), principal=principal, policy=self._policy
+            )
+        finally:
+            mine = self._asking.get(user_id) is asyncio.current_task()
+            if mine:
+                del self._asking[user_id]
+        known = (state.role, state.active, self._clock() + self._seconds)
+        if mine:  # not forgotten meanwhile (an answer from before a change is not kept)
+            if len(self._known) >= self._size:
+                self._known.clear()  # a bound, not an eviction policy: they are asked again
+            self._known[user_id] = known
+        return known
+
     def forget(self, user_id: str) -> None:
         """The member changed (in this process): ask again at their next request."""
         self._known.pop(user_id, None)
+        self._asking.pop(user_id, None)
 
 
 AUTHENTICATED = "authenticated"
