@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from types import MappingProxyType
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import Meta
@@ -94,6 +94,16 @@ class Conditional(Contract, frozen=True, kw_only=True):
 
 MAX_PAGE = 1_000_000
 """The highest page number a listing accepts."""
+SortOrder = Literal["asc", "desc"]
+
+# A listing's paging and order, the same in every module's query contract.
+PageNumber = Annotated[
+    int, Meta(ge=1, le=MAX_PAGE, extra={"message": f"page must be an integer from 1 to {MAX_PAGE}"})
+]
+PageSize = Annotated[
+    int, Meta(ge=1, le=100, extra={"message": "limit must be an integer from 1 to 100"})
+]
+SortDirection = Annotated[SortOrder, Meta(extra={"message": "sortOrder must be asc or desc"})]
 
 
 class PageMeta(Contract, frozen=True, kw_only=True):

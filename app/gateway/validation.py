@@ -11,19 +11,26 @@ import re
 import types
 import typing
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 from litestar import Request
 from litestar.exceptions import HTTPException
+from litestar.params import QueryParameter
 from msgspec import UnsetType
 
-from app.bus.contracts import CALENDAR_RULE, written_within_calendar
+from app.bus.contracts import CALENDAR_RULE, MAX_PAGE, SortOrder, written_within_calendar
 from app.errors import FieldError, Invalid
 from app.gateway.idempotency import HEADER, check_key
 
 QUERY_OPT = "query"
 """`opt={"query": SomeStruct}` on a route declares its query parameters; other routes take none."""
+
+# A listing route's paging and order parameters, as its handler declares them (the route's query
+# contract, built on the same bounds in app.bus.contracts, is what checks them).
+Page = Annotated[int, QueryParameter(ge=1, le=MAX_PAGE, description="Page number, from 1")]
+Limit = Annotated[int, QueryParameter(ge=1, le=100, description="Page size, 1-100")]
+Order = Annotated[SortOrder, QueryParameter(name="sortOrder")]
 
 _TYPE_WORDS = {
     "str": "a string",

@@ -9,7 +9,7 @@ from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
-from app.bus.contracts import MAX_PAGE, Command
+from app.bus.contracts import Command
 from app.gateway.conditional import (
     ETAG,
     LOCATION,
@@ -23,7 +23,7 @@ from app.gateway.dependencies import gateway_of, principal_of
 from app.gateway.idempotency import IdempotencyKey, replied
 from app.gateway.problems import problem_responses
 from app.gateway.security import AUTHENTICATED, BEARER_SCHEME
-from app.gateway.validation import QUERY_OPT
+from app.gateway.validation import QUERY_OPT, Limit, Order, Page
 from app.modules.events.contracts import (
     APPROVE_EVENT,
     CREATE_EVENT,
@@ -45,7 +45,6 @@ from app.modules.events.contracts import (
     RejectEvent,
     Rejection,
     SortField,
-    SortOrder,
     SubmitEvent,
     UpdateEvent,
 )
@@ -82,12 +81,10 @@ class EventsController(Controller):
     async def list(
         self,
         request: Request[Any, Any, Any],
-        page: Annotated[
-            int, QueryParameter(ge=1, le=MAX_PAGE, description="Page number, from 1")
-        ] = 1,
-        limit: Annotated[int, QueryParameter(ge=1, le=100, description="Page size, 1-100")] = 10,
+        page: Page = 1,
+        limit: Limit = 10,
         sort_by: Annotated[SortField, QueryParameter(name="sortBy")] = "startDate",
-        sort_order: Annotated[SortOrder, QueryParameter(name="sortOrder")] = "asc",
+        sort_order: Order = "asc",
         status: FromQuery[EventStatus | None] = None,
         search: Annotated[
             str | None,

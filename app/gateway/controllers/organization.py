@@ -8,13 +8,13 @@ from typing import Annotated, Any
 from litestar import Controller, Request, Response, get, patch, post
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
-from app.bus.contracts import MAX_PAGE, Command
+from app.bus.contracts import Command
 from app.gateway.conditional import ETAG, IfMatch, allowed_versions, etag
 from app.gateway.dependencies import gateway_of, principal_of
 from app.gateway.idempotency import IdempotencyKey, replied
 from app.gateway.problems import problem_responses
 from app.gateway.security import AUTHENTICATED, BEARER_SCHEME, MemberStates
-from app.gateway.validation import QUERY_OPT
+from app.gateway.validation import QUERY_OPT, Limit, Order, Page
 from app.identity import Role
 from app.modules.auth.contracts import (
     CHANGE_ROLE,
@@ -34,7 +34,6 @@ from app.modules.auth.contracts import (
     OrganizationDetails,
     ReactivateMember,
     RoleChange,
-    SortOrder,
 )
 
 
@@ -70,12 +69,10 @@ class OrganizationController(Controller):
     async def members(
         self,
         request: Request[Any, Any, Any],
-        page: Annotated[
-            int, QueryParameter(ge=1, le=MAX_PAGE, description="Page number, from 1")
-        ] = 1,
-        limit: Annotated[int, QueryParameter(ge=1, le=100, description="Page size, 1-100")] = 10,
+        page: Page = 1,
+        limit: Limit = 10,
         sort_by: Annotated[MemberSortField, QueryParameter(name="sortBy")] = "createdAt",
-        sort_order: Annotated[SortOrder, QueryParameter(name="sortOrder")] = "asc",
+        sort_order: Order = "asc",
         role: FromQuery[Role | None] = None,
         active: FromQuery[bool | None] = None,
         search: Annotated[

@@ -9,12 +9,14 @@ import msgspec
 from msgspec import Meta
 
 from app.bus.contracts import (
-    MAX_PAGE,
     SPACE,
     Command,
     Conditional,
     Contract,
     PageMeta,
+    PageNumber,
+    PageSize,
+    SortDirection,
     Timestamp,
     Uuid,
     checked,
@@ -113,7 +115,6 @@ class GetOrganization(Contract, frozen=True, kw_only=True):
 
 
 MemberSortField = Literal["createdAt", "email", "lastName", "role"]
-SortOrder = Literal["asc", "desc"]
 UserId = Annotated[str, text("userId", "1-64 characters long", min_length=1, max_length=64)]
 RoleName = Annotated[Role, Meta(extra={"message": "role must be one of USER, MODERATOR, ADMIN"})]
 MemberSearch = Annotated[str, text("search", "1-200 characters long", min_length=1, max_length=200)]
@@ -122,20 +123,13 @@ MemberSearch = Annotated[str, text("search", "1-200 characters long", min_length
 class ListMembers(Contract, frozen=True, kw_only=True):
     """GET /organization/members query: filters, sort and page."""
 
-    page: Annotated[
-        int,
-        Meta(ge=1, le=MAX_PAGE, extra={"message": f"page must be an integer from 1 to {MAX_PAGE}"}),
-    ] = 1
-    limit: Annotated[
-        int, Meta(ge=1, le=100, extra={"message": "limit must be an integer from 1 to 100"})
-    ] = 10
+    page: PageNumber = 1
+    limit: PageSize = 10
     sort_by: Annotated[
         MemberSortField,
         Meta(extra={"message": "sortBy must be one of createdAt, email, lastName, role"}),
     ] = "createdAt"
-    sort_order: Annotated[SortOrder, Meta(extra={"message": "sortOrder must be asc or desc"})] = (
-        "asc"
-    )
+    sort_order: SortDirection = "asc"
     role: RoleName | None = None
     active: Annotated[bool, Meta(extra={"message": "active must be true or false"})] | None = None
     search: MemberSearch | None = None

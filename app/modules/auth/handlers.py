@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import msgspec
 
 from app.bus.contracts import PageMeta
@@ -157,30 +159,38 @@ async def find_member(cmd: FindMember, uow: AuthUnitOfWork, principal: Principal
 
 
 async def change_role(cmd: ChangeRole, uow: AuthUnitOfWork, principal: Principal) -> MemberView:
-    member, caller = await _member_to_change(cmd, uow, principal)
-    member.change_role(
-        cmd.role, active_admins=await uow.users.active_admins(member.organization_id)
+    return await _change_member(
+        cmd,
+        uow,
+        principal,
+        lambda member, admins: member.change_role(cmd.role, active_admins=admins),
     )
-    _still_admin(caller, principal)
-    await uow.users.save_member(member)
-    return member_view(member)
 
 
 async def deactivate_member(
     cmd: DeactivateMember, uow: AuthUnitOfWork, principal: Principal
 ) -> MemberView:
-    member, caller = await _member_to_change(cmd, uow, principal)
-    member.deactivate(active_admins=await uow.users.active_admins(member.organization_id))
-    _still_admin(caller, principal)
-    await uow.users.save_member(member)
-    return member_view(member)
+    return await _change_member(
+        cmd, uow, principal, lambda member, admins: member.deactivate(active_admins=admins)
+    )
 
 
 async def reactivate_member(
     cmd: ReactivateMember, uow: AuthUnitOfWork, principal: Principal
 ) -> MemberView:
+    return await _change_member(cmd, uow, principal, lambda member, _: member.reactivate())
+
+
+async def _change_member(
+    cmd: ChangeRole | DeactivateMember | ReactivateMember,
+    uow: AuthUnitOfWork,
+    principal: Principal,
+    change: Callable[[User, int], None],
+) -> MemberView:
+    """Load the member (the organization locked), apply `change(member, active_admins)` by the
+    model's rules, check the caller may, and write it back."""
     member, caller = await _member_to_change(cmd, uow, principal)
-    member.reactivate()
+    change(member, await uow.users.active_admins(member.organization_id))
     _still_admin(caller, principal)
     await uow.users.save_member(member)
     return member_view(member)

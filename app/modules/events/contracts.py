@@ -9,12 +9,14 @@ from typing import Annotated, Literal
 from msgspec import UNSET, Meta, UnsetType
 
 from app.bus.contracts import (
-    MAX_PAGE,
     YEARS,
     Command,
     Conditional,
     Contract,
     PageMeta,
+    PageNumber,
+    PageSize,
+    SortDirection,
     Timestamp,
     Uuid,
     text,
@@ -30,7 +32,6 @@ class EventStatus(StrEnum):
 
 
 SortField = Literal["createdAt", "startDate", "title", "status"]
-SortOrder = Literal["asc", "desc"]
 
 Title = Annotated[
     str,
@@ -134,20 +135,13 @@ class RejectEvent(Conditional, frozen=True, kw_only=True):
 class ListEvents(Contract, frozen=True, kw_only=True):
     """GET /events query: filters, sort and page. Dates are inclusive bounds on startDate."""
 
-    page: Annotated[
-        int,
-        Meta(ge=1, le=MAX_PAGE, extra={"message": f"page must be an integer from 1 to {MAX_PAGE}"}),
-    ] = 1
-    limit: Annotated[
-        int, Meta(ge=1, le=100, extra={"message": "limit must be an integer from 1 to 100"})
-    ] = 10
+    page: PageNumber = 1
+    limit: PageSize = 10
     sort_by: Annotated[
         SortField,
         Meta(extra={"message": "sortBy must be one of createdAt, startDate, title, status"}),
     ] = "startDate"
-    sort_order: Annotated[SortOrder, Meta(extra={"message": "sortOrder must be asc or desc"})] = (
-        "asc"
-    )
+    sort_order: SortDirection = "asc"
     status: (
         Annotated[
             EventStatus,
