@@ -29,7 +29,8 @@ def drain_on_sigterm(
         return lambda: None
     loop = asyncio.get_running_loop()
     previous = signal.getsignal(signal.SIGTERM)
-    draining: list[asyncio.Task[None]] = []
+    draining: set[asyncio.Task[None]] = set()
+    started = False
 
     async def drain_then_stop(signum: int) -> None:
         await asyncio.gather(in_flight(grace), asyncio.sleep(delay))
@@ -38,15 +39,15 @@ def drain_on_sigterm(
             previous(signum, None)
 
     def on_sigterm(signum: int, frame: FrameType | None) -> None:
-        if draining:  # the second one: stop now
+        nonlocal started
+        if started:  # the second one: stop now
             if callable(previous):
                 previous(signum, frame)
             return
+        started = True
         bus.stop_accepting()
         logger.info("SIGTERM: draining; new commands are refused")
-        loop.call_soon_threadsafe(
-            lambda: draining.append(loop.create_task(drain_then_stop(signum)))
-        )
+        loop.call_soon_threadsafe(lambda: draining.add(loop.create_task(drain_then_stop(signum))))
 
     signal.signal(signal.SIGTERM, on_sigterm)
 
