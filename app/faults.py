@@ -54,6 +54,16 @@ class FaultMiddleware:
             await self._sleep(fault.delay_ms / 1000)
         return outcome
 
+    async def inject(self, name: str) -> None:
+        """A fault for a notification subscriber, named `<module>:<pattern>`
+        (`audit:events.approved`): the delivery fails as the subscriber failing would."""
+        fault = self._faults.get(name)
+        if fault is None:
+            return
+        if fault.error is not None and self._should_fail(fault):
+            self.injected += 1
+            raise _error(fault)
+
     def _should_fail(self, fault: Fault) -> bool:
         if self._failures_left[fault.cmd] > 0:
             self._failures_left[fault.cmd] -= 1

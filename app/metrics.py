@@ -31,6 +31,11 @@ class Metrics:
     breaker_state: Gauge
     breaker_transitions: Counter
     rate_limited: Counter
+    outbox_lag: Gauge
+    notifications_published: Counter
+    notifications_delivered: Counter
+    notifications_redelivered: Counter
+    notifications_dead_lettered: Counter
 
 
 BREAKER_STATE_VALUES = {"closed": 0, "half_open": 1, "open": 2}
@@ -97,5 +102,32 @@ def metrics() -> Metrics:
         ),
         rate_limited=Counter(
             "eventboard_rate_limited_total", "Requests refused by a rate limit", ["limit"]
+        ),
+        outbox_lag=Gauge(
+            "eventboard_outbox_lag_seconds",
+            "Age of the oldest notification of a module's outbox not yet published (0: none)",
+            ["module"],
+            multiprocess_mode="livemax",
+        ),
+        notifications_published=Counter(
+            "eventboard_notifications_published_total",
+            "Notifications the relay published from an outbox, per pattern",
+            ["pattern"],
+        ),
+        notifications_delivered=Counter(
+            "eventboard_notifications_delivered_total",
+            "Notifications that took effect in a subscribing module, per pattern",
+            ["subscriber", "pattern"],
+        ),
+        notifications_redelivered=Counter(
+            "eventboard_notifications_redelivered_total",
+            "Deliveries of a notification after its first: retries after a failure, and "
+            "redeliveries the inbox recognised (which changed nothing)",
+            ["subscriber", "pattern"],
+        ),
+        notifications_dead_lettered=Counter(
+            "eventboard_notifications_dead_lettered_total",
+            "Notifications parked in a module's dead letters after their last attempt",
+            ["subscriber", "pattern"],
         ),
     )

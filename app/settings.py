@@ -32,6 +32,10 @@ _SECRETS = frozenset({"JWT_SECRET", "JWT_PREVIOUS_SECRETS"})
 """Settings whose values an error message never shows."""
 
 
+MODULES = ("auth", "events", "audit")
+"""Every module, in the order they are registered."""
+
+
 class SettingsError(ValueError):
     """A setting is missing or malformed; the message names the variable."""
 
@@ -208,9 +212,11 @@ def _modules(raw: str) -> tuple[str, ...]:
     if raw.lower() == "none":
         return ()
     modules = tuple(m.strip() for m in raw.split(",") if m.strip())
-    unknown = set(modules) - {"auth", "events"}
+    unknown = set(modules) - set(MODULES)
     if unknown:
-        raise ValueError(f"unknown module(s) {', '.join(sorted(unknown))}; known: auth, events")
+        raise ValueError(
+            f"unknown module(s) {', '.join(sorted(unknown))}; known: {', '.join(MODULES)}"
+        )
     return modules
 
 
@@ -278,7 +284,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """This process's certificate and key, for NATS servers that verify clients."""
     nats_subject_prefix: Annotated[str, Env(_subject_prefix)] = "eventboard"
     """Prefixes every NATS subject and queue group: deployments sharing a server stay apart."""
-    bus_local_modules: Annotated[tuple[str, ...], Env(_modules)] = ("auth", "events")
+    bus_local_modules: Annotated[tuple[str, ...], Env(_modules)] = MODULES
     """With BUS_TRANSPORT=nats: the modules that still run in this process."""
     max_body_bytes: Annotated[int, Env(_int_between(1024, 16 * 1024 * 1024))] = 64 * 1024
     cors_allow_origins: Annotated[tuple[str, ...], Env(_origins)] = ("*",)
@@ -303,6 +309,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Idempotency keys: kept this long, purged in the background this often.
     idempotency_ttl: Annotated[int, Env(_whole_seconds)] = 24 * 3600
     idempotency_purge_interval: Annotated[int, Env(_whole_seconds)] = 600
+    # Notifications: the relay's poll, delivery attempts before the dead letters, retention.
+    notification_poll_seconds: Annotated[float, Env(parse_duration)] = 1.0
+    """Besides being woken by each commit that emitted, a relay looks this often."""
+    notification_attempts: Annotated[int, Env(_int_between(1, 100))] = 5
+    """Deliveries of a notification to a subscriber before it is parked as a dead letter."""
+    notification_backoff: Annotated[float, Env(parse_duration)] = 0.5
+    """The delay before the second delivery, doubling for each after it (at most 60 s)."""
+    notification_retention: Annotated[int, Env(_whole_seconds)] = 7 * 24 * 3600
+    """Published outbox rows, inbox records and the JetStream stream keep this long."""
     # Circuit breaker per command pattern (count-based sliding window).
     breaker_window: Annotated[int, Env(_int_between(1, 10_000))] = 20
     breaker_min_calls: Annotated[int, Env(_int_between(1, 10_000))] = 10

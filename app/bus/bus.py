@@ -8,6 +8,12 @@ deadline, retries, metrics), whose end is the transport; the transport delivers 
 `dispatch`, the handle side: correlation, the deadline, metrics and its log line, then the
 handle-side middleware (tracing, idempotency, the transaction, injected faults) and the
 handler. Errors come back as `AppError`s with a stable code and category.
+
+The other half of NestJS's API, `client.emit(pattern, data)` with `@EventPattern`, is
+`bus.emit(pattern, notification)` inside a command and `bus.on(pattern, Type, handler)`: the
+notification is stored in the emitting module's outbox in the command's transaction and reaches
+subscribers after commit, at least once, with exactly-once effect (`outbox.py`,
+`subscribers.py`).
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import asyncio
 import inspect
 import time
 import typing
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -24,14 +31,33 @@ from loguru import logger
 
 from app import correlation
 from app.bus.breaker import Breakers
-from app.bus.contracts import Command
-from app.bus.envelope import Envelope, Outcome, Pattern, new_id, new_message_id, pattern_name
+from app.bus.contracts import Command, Topic
+from app.bus.envelope import (
+    Envelope,
+    Notification,
+    Outcome,
+    Pattern,
+    module_of,
+    new_id,
+    new_message_id,
+    pattern_name,
+)
 from app.bus.logging import DEBUG, INFO, WARNING, command_line
 from app.bus.metrics import CommandMetrics
-from app.bus.pipeline import Context, HandleMiddleware, SendMiddleware, applies, compose
+from app.bus.outbox import Outbox
+from app.bus.pipeline import (
+    HANDLING,
+    Context,
+    HandleMiddleware,
+    SendMiddleware,
+    applies,
+    compose,
+)
 from app.bus.retry import Retries
 from app.bus.sender import WENT_WRONG, Sender
+from app.bus.subscribers import Subscriber, Subscribers, Subscription
 from app.bus.timeout import Deadlines, Expired, within
+from app.bus.tracing import traceparent
 from app.errors import AppError, Internal, Timeout, Unavailable
 from app.identity import Principal
 from app.metrics import metrics
@@ -114,6 +140,11 @@ class Bus:
         self.accepting = True
         """False once draining: new commands are refused; in-flight ones, and their sends, run."""
         self._send: Callable[[Envelope[Any]], Awaitable[Outcome]] | None = None
+        self._topics: dict[str, Topic] = {}
+        self.outboxes: dict[str, Outbox] = {}
+        """Each emitting module's outbox (modules that declared topics)."""
+        self.subscribers: dict[str, Subscribers] = {}
+        """Each subscribing module's subscriptions, inbox and dead letters."""
 
     def register(
         self,
@@ -153,6 +184,57 @@ class Bus:
             read_only=command.read,
             retry_after_timeout=command.retry_after_timeout,
         )
+
+    def declare(self, topic: Topic) -> None:
+        """A notification its module emits (`bus.emit`), as its contracts declare it."""
+        if topic.name in self._topics:
+            raise DuplicateRegistration(f"topic {topic.name!r} is already declared")
+        self._topics[topic.name] = topic
+        module = module_of(topic.name)
+        if module not in self.outboxes:
+            self.outboxes[module] = Outbox(module)
+
+    def on(
+        self, pattern: str, payload_type: type[Any], handler: Subscriber, *, module: str
+    ) -> None:
+        """Subscribe `module`'s `handler(notification, delivery)` to a pattern (NestJS's
+        `@EventPattern`). Its effect is exactly once per notification, through the module's
+        inbox; modules subscribe by the declared `Topic`s (`subscribe`)."""
+        group = self.subscribers.get(module)
+        if group is None:
+            group = self.subscribers[module] = Subscribers(module)
+        group.add(Subscription(pattern, payload_type, handler))
+
+    def subscribe(self, topic: Topic, handler: Subscriber, *, module: str) -> None:
+        self.on(topic.name, topic.payload, handler, module=module)
+
+    async def emit(
+        self, pattern: str, notification: Any, *, actor: Principal | None = None
+    ) -> Notification[Any]:
+        """Emit a notification from inside a command: it is stored in the module's outbox in the
+        command's transaction, so it is published if and only if the command commits. It
+        carries the command's correlation id and trace, and its caller as the actor unless
+        `actor` names another (a sign-up's new member)."""
+        context = HANDLING.get()
+        if context is None or context.tx is None:
+            raise RuntimeError("bus.emit runs inside a command's transaction")
+        topic = self._topics.get(pattern)
+        if topic is None or not isinstance(notification, topic.payload):
+            raise TypeError(f"{pattern!r} is not declared with {type(notification).__name__}")
+        envelope = context.envelope
+        note = Notification(
+            id=str(uuid.uuid4()),  # from os.urandom: stored for good, unlike a message's id
+            pattern=pattern,
+            payload=notification,
+            occurred_at=time.time(),
+            correlation_id=envelope.correlation_id,
+            traceparent=traceparent() or envelope.traceparent,
+            actor=actor or envelope.principal,
+        )
+        module = module_of(pattern)
+        await self.outboxes[module].add(context.tx, note)
+        context.emitted = module
+        return note
 
     def registration(self, name: str) -> Registration:
         try:

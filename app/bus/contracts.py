@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
+from app.clock import to_wire
 from app.errors import PreconditionFailed
 
 FIRST_YEAR, LAST_YEAR = 1900, 9998
@@ -56,6 +57,16 @@ class Command:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "pattern", MappingProxyType({"cmd": self.name}))
+
+
+@dataclass(frozen=True, slots=True)
+class Topic:
+    """A notification as its module declares it, once, in its `contracts.py`: the module emits
+    it by this declaration (`bus.emit`) and subscribers take it by it (`bus.on`). The name is
+    past tense, `"events.approved"`: something that happened, that anyone may hear about."""
+
+    name: str
+    payload: type[Any]
 
 
 Uuid = Annotated[str, Meta(extra_json_schema={"format": "uuid"})]
@@ -104,6 +115,71 @@ PageSize = Annotated[
     int, Meta(ge=1, le=100, extra={"message": "limit must be an integer from 1 to 100"})
 ]
 SortDirection = Annotated[SortOrder, Meta(extra={"message": "sortOrder must be asc or desc"})]
+
+
+Value = str | int | bool | None
+
+
+class Change(Contract, frozen=True, kw_only=True):
+    """One field's change: `{"from": ..., "to": ...}` (date-times as the wire writes them)."""
+
+    from_: Value = msgspec.field(name="from")
+    to: Value
+
+
+Action = Literal[
+    "event.created",
+    "event.updated",
+    "event.submitted",
+    "event.approved",
+    "event.rejected",
+    "event.deleted",
+    "member.joined",
+    "member.role_changed",
+    "member.deactivated",
+    "member.reactivated",
+    "organization.created",
+]
+
+
+class Entry(Contract, frozen=True, kw_only=True):
+    """A recorded change: an event's history and the organization's audit log have the same
+    entries (an entry's id is the id of the notification its change emitted)."""
+
+    id: Uuid
+    action: Action
+    subject_type: Literal["event", "member", "organization"]
+    subject_id: Uuid
+    actor_id: Annotated[str, Meta(description="A member's id, or `operator` for the CLI")]
+    actor_role: str | None
+    from_status: str | None
+    to_status: str | None
+    changes: dict[str, Change] | None
+    reason: str | None
+    correlation_id: str
+    at: Timestamp
+
+    @classmethod
+    def of(cls, row: Mapping[str, Any]) -> Entry:
+        """An entry from its stored columns (`changes` as JSON text, `at` a UTC datetime)."""
+        changes = row["changes"]
+        return cls(
+            id=row["id"],
+            action=row["action"],
+            subject_type=row["subject_type"],
+            subject_id=row["subject_id"],
+            actor_id=row["actor_id"],
+            actor_role=row["actor_role"],
+            from_status=row["from_status"],
+            to_status=row["to_status"],
+            changes=None if changes is None else _CHANGES.decode(changes),
+            reason=row["reason"],
+            correlation_id=row["correlation_id"],
+            at=to_wire(row["at"]),
+        )
+
+
+_CHANGES = msgspec.json.Decoder(dict[str, Change])
 
 
 class PageMeta(Contract, frozen=True, kw_only=True):

@@ -36,6 +36,24 @@ class Envelope(msgspec.Struct, Generic[P], frozen=True, kw_only=True):
     traceparent: str | None = None
 
 
+class Notification(msgspec.Struct, Generic[P], frozen=True, kw_only=True):
+    """Something that happened, as a module emits it (`bus.emit`) and subscribers receive it
+    (`bus.on`): at least once, so `id` is what a subscriber recognises a redelivery by."""
+
+    id: str
+    pattern: str
+    """What happened: `"events.approved"` (`<module>.<past tense>`)."""
+    payload: P
+    occurred_at: float
+    """When the command that emitted it ran (`time.time()`; it commits a moment later)."""
+    correlation_id: str
+    """The correlation id of the command that emitted it: its request's logs and this."""
+    traceparent: str | None = None
+    """The trace of the command that emitted it (W3C traceparent), when it was traced."""
+    actor: Principal | None = None
+    """Who caused it: the command's caller."""
+
+
 @dataclass(frozen=True, slots=True)
 class Outcome:
     """What handling a command produced: its result, and whether that was replayed from the

@@ -34,7 +34,7 @@ import functools
 import hashlib
 import hmac
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -323,13 +323,18 @@ async def purge_forever(
     database: Database,
     interval: float,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    *,
+    also: Sequence[Callable[[], Awaitable[int]]] = (),
 ) -> None:
-    """The background purge: every `interval` seconds, off the request path."""
+    """The background purge: every `interval` seconds, off the request path; `also` are the
+    other purges that run with it (outboxes and inboxes past their retention)."""
     while True:
         await sleep(interval)
         try:
             purged = await purge_expired(database)
+            for purge in also:
+                purged += await purge()
             if purged:
-                logger.bind(purged=purged).info("expired idempotency keys purged")
+                logger.bind(purged=purged).info("expired keys and notifications purged")
         except Exception:
-            logger.opt(exception=True).warning("idempotency purge failed; will try again")
+            logger.opt(exception=True).warning("purge failed; will try again")

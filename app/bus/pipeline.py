@@ -9,6 +9,7 @@ command's database transaction).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
@@ -36,6 +37,9 @@ class Context:
     """Sent from this process: the sender's own timeout cancels the work at the deadline."""
     tx: Transaction | None = None
     before_commit: list[BeforeCommit] | None = None
+    emitted: str | None = None
+    """The module whose outbox the command wrote notifications to (`bus.emit`): once it
+    commits, that outbox's relay is woken."""
 
     @property
     def principal(self) -> Principal:
@@ -45,6 +49,9 @@ class Context:
             raise AuthenticationRequired()
         return principal
 
+
+HANDLING: ContextVar[Context | None] = ContextVar("handling", default=None)
+"""The command whose transaction is open in this task: where `bus.emit` writes."""
 
 SendNext = Callable[[Envelope[Any]], Awaitable[Outcome]]
 HandleNext = Callable[[Context], Awaitable[Outcome]]

@@ -10,7 +10,7 @@ from typing import Any
 
 import msgspec
 from opentelemetry.propagators.textmap import TextMapPropagator
-from opentelemetry.trace import SpanKind, Tracer
+from opentelemetry.trace import SpanKind, Tracer, get_current_span
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from app.bus.envelope import Envelope, Outcome
@@ -27,6 +27,14 @@ def _attributes(envelope: Envelope[Any]) -> dict[str, Any]:
         "bus.attempt": envelope.attempt,
         "bus.message_id": envelope.message_id,
     }
+
+
+def traceparent() -> str | None:
+    """The current span as a W3C traceparent (a notification carries its command's), if any."""
+    context = get_current_span().get_span_context()
+    if not context.is_valid:
+        return None
+    return f"00-{context.trace_id:032x}-{context.span_id:016x}-{context.trace_flags:02x}"
 
 
 class SendTracingMiddleware:

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from opentelemetry.trace import SpanKind, Tracer
+from opentelemetry.trace import SpanKind, Tracer, get_current_span
 
 from app.storage.port import Database, NothingChanged, Params, Query, Row, Transaction
 
@@ -32,7 +32,10 @@ class TracedDatabase:
         self, *, write: bool, background: bool = False
     ) -> AsyncIterator[Transaction]:
         async with self._inner.transaction(write=write, background=background) as tx:
-            yield TracedTransaction(tx, self._tracer)
+            if background and not get_current_span().get_span_context().is_valid:
+                yield tx  # background work of its own (a relay's poll): no trace per poll
+            else:
+                yield TracedTransaction(tx, self._tracer)
 
 
 class TracedTransaction:

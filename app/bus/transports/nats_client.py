@@ -124,6 +124,11 @@ class NatsTransport:
         return count
 
     @property
+    def client(self) -> Client | None:
+        """The NATS connection, once open (notifications share it)."""
+        return self._client
+
+    @property
     def connected(self) -> bool:
         return self._client is not None and bool(self._client.is_connected)
 

@@ -1,7 +1,8 @@
 """A NATS connection as both sides of the NATS transport open it, and the subjects of one
 deployment: commands on `<prefix>.cmd.<pattern>` (`eventboard.cmd.events.submit`), served by the
 queue group `<prefix>.<module>`; every worker of a module also answers on
-`<prefix>.workers.<module>`, which is how the gateway counts them. The prefix
+`<prefix>.workers.<module>`, which is how the gateway counts them; notifications go to
+JetStream on `<prefix>.note.<pattern>` (`jetstream.py`). The prefix
 (NATS_SUBJECT_PREFIX) keeps deployments that share a NATS server apart: each sees only its own
 commands."""
 
@@ -48,6 +49,14 @@ class Subjects:
     def presence(self, module: str) -> str:
         """Where each worker of a module answers a census (no queue group: all of them do)."""
         return f"{self.prefix}.workers.{module}"
+
+    def notification(self, pattern: str) -> str:
+        """Where a notification is published (JetStream): `<prefix>.note.events.approved`."""
+        return f"{self.prefix}.note.{pattern}"
+
+    def notifications(self) -> str:
+        """Every notification of the deployment: the stream's subjects."""
+        return f"{self.prefix}.note.>"
 
 
 @dataclass(frozen=True)
