@@ -14,6 +14,7 @@ from sqlalchemy.engine import Connection
 
 from alembic import context
 from app.bus import idempotency as _idempotency  # noqa: F401  (registers bus_idempotency_keys)
+from app.modules.audit import model as _audit_model  # noqa: F401  (registers tables)
 from app.modules.auth import model as _auth_model  # noqa: F401  (registers tables)
 from app.modules.events import model as _events_model
 from app.settings import Settings

@@ -10,6 +10,7 @@ from msgspec import Meta
 
 from app.bus.contracts import (
     SPACE,
+    Change,
     Command,
     Conditional,
     Contract,
@@ -18,6 +19,7 @@ from app.bus.contracts import (
     PageSize,
     SortDirection,
     Timestamp,
+    Topic,
     Uuid,
     checked,
     text,
@@ -204,6 +206,53 @@ GET_MEMBER_STATE = Command("auth.memberState", GetMemberState, read=True)
 CREATE_ORGANIZATION = Command("auth.createOrganization", CreateOrganization)
 CREATE_MEMBER = Command("auth.createMember", CreateMember)
 FIND_MEMBER_BY_EMAIL = Command("auth.findMemberByEmail", FindMemberByEmail, read=True)
+
+
+# Notifications: what happened to an organization and its members
+
+
+class OrganizationCreated(Contract, frozen=True, kw_only=True):
+    organization_id: str
+    name: str
+    slug: str
+
+
+class MemberNotification(Contract, frozen=True, kw_only=True):
+    """A member's change: who, in which organization, and what changed (`{field: {from, to}}`)."""
+
+    member_id: str
+    organization_id: str
+    changes: dict[str, Change] | None = None
+
+
+class MemberJoined(MemberNotification, frozen=True, kw_only=True):
+    role: Role
+
+
+class MemberRoleChanged(MemberNotification, frozen=True, kw_only=True):
+    pass
+
+
+class MemberDeactivated(MemberNotification, frozen=True, kw_only=True):
+    pass
+
+
+class MemberReactivated(MemberNotification, frozen=True, kw_only=True):
+    pass
+
+
+ORGANIZATION_CREATED = Topic("auth.organizationCreated", OrganizationCreated)
+MEMBER_JOINED = Topic("auth.memberJoined", MemberJoined)
+MEMBER_ROLE_CHANGED = Topic("auth.memberRoleChanged", MemberRoleChanged)
+MEMBER_DEACTIVATED = Topic("auth.memberDeactivated", MemberDeactivated)
+MEMBER_REACTIVATED = Topic("auth.memberReactivated", MemberReactivated)
+TOPICS = (
+    ORGANIZATION_CREATED,
+    MEMBER_JOINED,
+    MEMBER_ROLE_CHANGED,
+    MEMBER_DEACTIVATED,
+    MEMBER_REACTIVATED,
+)
 """The operator's commands (the `eventboard` CLI): refused to anyone else."""
 
 
@@ -365,6 +414,6 @@ class NotOperator(Forbidden):
     default_message = "Only the operator may do this"
 
 
-class MemberDeactivated(Unauthorized):
+class DeactivatedToken(Unauthorized):
     default_code = "MEMBER_DEACTIVATED"
     default_message = "Invalid token"

@@ -6,12 +6,17 @@ from collections.abc import Callable
 
 import msgspec
 
-from app.bus.contracts import PageMeta
+from app.bus.contracts import Change, PageMeta, Topic
 from app.clock import to_wire
 from app.errors import FieldError, Invalid
 from app.identity import Principal, Role
 from app.modules.auth.contracts import (
     BCRYPT_MAX_BYTES,
+    MEMBER_DEACTIVATED,
+    MEMBER_JOINED,
+    MEMBER_REACTIVATED,
+    MEMBER_ROLE_CHANGED,
+    ORGANIZATION_CREATED,
     ChangeRole,
     CreateMember,
     CreateOrganization,
@@ -26,6 +31,7 @@ from app.modules.auth.contracts import (
     ListMembers,
     LogIn,
     LoginView,
+    MemberJoined,
     MemberNotFound,
     MemberPage,
     MemberState,
@@ -34,6 +40,7 @@ from app.modules.auth.contracts import (
     NotAdmin,
     NotModerator,
     NotOperator,
+    OrganizationCreated,
     OrganizationDetails,
     OrganizationExists,
     OrganizationNotFound,
@@ -78,6 +85,7 @@ async def sign_up(
         except DuplicateRow:
             raise OrganizationExists() from None
         role = Role.ADMIN
+    created = role == Role.ADMIN
 
     user = User(
         email=email,
@@ -91,6 +99,12 @@ async def sign_up(
         await uow.users.add(user)
     except DuplicateRow:
         raise EmailTaken() from None
+    newcomer = Principal(
+        user_id=user.id, organization_id=organization.id, role=role, email=user.email
+    )
+    if created:
+        await _organization_created(uow, organization, actor=newcomer)
+    await _joined(uow, user, actor=newcomer)
     return SignUpView(user=user_view(user), access_token=tokens.issue(user))
 
 
@@ -164,6 +178,7 @@ async def change_role(cmd: ChangeRole, uow: AuthUnitOfWork, principal: Principal
         uow,
         principal,
         lambda member, admins: member.change_role(cmd.role, active_admins=admins),
+        MEMBER_ROLE_CHANGED,
     )
 
 
@@ -171,14 +186,20 @@ async def deactivate_member(
     cmd: DeactivateMember, uow: AuthUnitOfWork, principal: Principal
 ) -> MemberView:
     return await _change_member(
-        cmd, uow, principal, lambda member, admins: member.deactivate(active_admins=admins)
+        cmd,
+        uow,
+        principal,
+        lambda member, admins: member.deactivate(active_admins=admins),
+        MEMBER_DEACTIVATED,
     )
 
 
 async def reactivate_member(
     cmd: ReactivateMember, uow: AuthUnitOfWork, principal: Principal
 ) -> MemberView:
-    return await _change_member(cmd, uow, principal, lambda member, _: member.reactivate())
+    return await _change_member(
+        cmd, uow, principal, lambda member, _: member.reactivate(), MEMBER_REACTIVATED
+    )
 
 
 async def _change_member(
@@ -186,13 +207,29 @@ async def _change_member(
     uow: AuthUnitOfWork,
     principal: Principal,
     change: Callable[[User, int], None],
+    topic: Topic,
 ) -> MemberView:
     """Load the member (the organization locked), apply `change(member, active_admins)` by the
-    model's rules, check the caller may, and write it back."""
+    model's rules, check the caller may, write it back, and emit what changed."""
     member, caller = await _member_to_change(cmd, uow, principal)
+    before: dict[str, str | bool] = {"role": member.role, "active": member.active}
+    version = member.version
     change(member, await uow.users.active_admins(member.organization_id))
     _still_admin(caller, principal)
     await uow.users.save_member(member)
+    if member.version != version:
+        after: dict[str, str | bool] = {"role": member.role, "active": member.active}
+        changes = {
+            name: Change(from_=before[name], to=after[name])
+            for name in before
+            if before[name] != after[name]
+        }
+        await uow.emit(
+            topic,
+            topic.payload(
+                member_id=member.id, organization_id=member.organization_id, changes=changes
+            ),
+        )
     return member_view(member)
 
 
@@ -218,6 +255,7 @@ async def create_organization(
         await uow.organizations.add(organization)
     except DuplicateRow:
         raise OrganizationExists() from None
+    await _organization_created(uow, organization)
     return OrganizationDetails(
         id=organization.id,
         name=organization.name,
@@ -258,6 +296,7 @@ async def create_member(
         await uow.users.add(user)
     except DuplicateRow:
         raise EmailTaken() from None
+    await _joined(uow, user)
     return member_view(user)
 
 
@@ -301,6 +340,22 @@ def _still_admin(caller: User | None, principal: Principal) -> None:
         return
     if caller is None or not caller.active or caller.role != Role.ADMIN:
         raise NotAdmin()
+
+
+async def _organization_created(
+    uow: AuthUnitOfWork, organization: Organization, *, actor: Principal | None = None
+) -> None:
+    notification = OrganizationCreated(
+        organization_id=organization.id, name=organization.name, slug=organization.slug
+    )
+    await uow.emit(ORGANIZATION_CREATED, notification, actor=actor)
+
+
+async def _joined(uow: AuthUnitOfWork, user: User, *, actor: Principal | None = None) -> None:
+    notification = MemberJoined(
+        member_id=user.id, organization_id=user.organization_id, role=user.role_enum
+    )
+    await uow.emit(MEMBER_JOINED, notification, actor=actor)
 
 
 def member_view(member: User) -> MemberView:

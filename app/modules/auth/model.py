@@ -11,6 +11,7 @@ from datetime import datetime
 
 from sqlalchemy import Boolean, Column, ForeignKey, Index, Integer, String, Table, true
 
+from app.bus.outbox import outbox_table
 from app.clock import utcnow
 from app.identity import Role
 from app.modules.auth.contracts import LastAdmin, MemberActive, MemberInactive
@@ -63,6 +64,9 @@ USERS = Table(
     Column("version", Integer(), server_default="1", nullable=False),
     Index("ix_auth_users_organization_id", "organization_id"),
 )
+
+OUTBOX = outbox_table("auth")
+"""The notifications the module emitted (`app.bus.outbox`)."""
 
 
 @dataclass(slots=True, eq=False, kw_only=True)

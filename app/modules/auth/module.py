@@ -28,6 +28,7 @@ from app.modules.auth.contracts import (
     LOG_IN,
     REACTIVATE_MEMBER,
     SIGN_UP,
+    TOPICS,
     CreateMember,
     GetMe,
     LogIn,
@@ -65,6 +66,23 @@ def register(bus: Bus, settings: Settings) -> Running:
         settings.bcrypt_rounds, settings.bcrypt_threads, max_wait=settings.bcrypt_max_wait
     )
     tokens = TokenIssuer(settings.jwt_secret, settings.jwt_expires_in)
+    for topic in TOPICS:
+        bus.declare(topic)
+
+    def _uow(context: Context) -> AuthUnitOfWork:
+        assert context.tx is not None, "auth handlers run inside the transaction middleware"
+        return AuthUnitOfWork(context.tx, bus)
+
+    def _as_caller(
+        handler: Callable[[Any, AuthUnitOfWork, Principal], Awaitable[R]],
+    ) -> Callable[[Any, Context], Awaitable[R]]:
+        """A handler of the caller's own organization: its unit of work and the principal."""
+
+        @functools.wraps(handler)
+        async def handle(cmd: Any, context: Context) -> R:
+            return await handler(cmd, _uow(context), context.principal)
+
+        return handle
 
     async def sign_up(cmd: SignUp, context: Context) -> SignUpView:
         return await handlers.sign_up(cmd, _uow(context), passwords, tokens)
@@ -98,24 +116,7 @@ def register(bus: Bus, settings: Settings) -> Running:
     return Running(passwords)
 
 
-def _as_caller(
-    handler: Callable[[Any, AuthUnitOfWork, Principal], Awaitable[R]],
-) -> Callable[[Any, Context], Awaitable[R]]:
-    """A handler of the caller's own organization: its unit of work and the principal."""
-
-    @functools.wraps(handler)
-    async def handle(cmd: Any, context: Context) -> R:
-        return await handler(cmd, _uow(context), context.principal)
-
-    return handle
-
-
 def demo_logins() -> str:
     """The seeded accounts, as a developer needs them to try the API."""
     accounts = ", ".join(f"{u['email']} ({u['role']})" for u in seed.USERS)
     return f"{accounts}; password {seed.DEMO_PASSWORD}"
-
-
-def _uow(context: Context) -> AuthUnitOfWork:
-    assert context.tx is not None, "auth handlers run inside the transaction middleware"
-    return AuthUnitOfWork(context.tx)

@@ -10,14 +10,17 @@ from msgspec import UNSET, Meta, UnsetType
 
 from app.bus.contracts import (
     YEARS,
+    Change,
     Command,
     Conditional,
     Contract,
+    Entry,
     PageMeta,
     PageNumber,
     PageSize,
     SortDirection,
     Timestamp,
+    Topic,
     Uuid,
     text,
 )
@@ -154,6 +157,12 @@ class ListEvents(Contract, frozen=True, kw_only=True):
     start_date_to: When | None = None
 
 
+class EventHistory(Contract, frozen=True, kw_only=True):
+    """GET /events/{id}/history."""
+
+    event_id: EventId
+
+
 # Commands, as the gateway sends them and the module registers them
 
 CREATE_EVENT = Command("events.create", CreateEvent)
@@ -164,6 +173,63 @@ DELETE_EVENT = Command("events.delete", DeleteEvent)
 SUBMIT_EVENT = Command("events.submit", SubmitEvent)
 APPROVE_EVENT = Command("events.approve", ApproveEvent)
 REJECT_EVENT = Command("events.reject", RejectEvent)
+EVENT_HISTORY = Command("events.history", EventHistory, read=True)
+
+
+# Notifications: what happened to an event, emitted in the transaction of the change
+
+
+class EventNotification(Contract, frozen=True, kw_only=True):
+    """What every event notification says: which event, its status before and after, and for
+    an update the fields that changed, for a rejection the reason. The actor, the time and the
+    correlation id are the notification's own."""
+
+    event_id: str
+    organization_id: str
+    from_status: EventStatus | None = None
+    to_status: EventStatus | None = None
+    changes: dict[str, Change] | None = None
+    reason: str | None = None
+
+
+class EventCreated(EventNotification, frozen=True, kw_only=True):
+    pass
+
+
+class EventUpdated(EventNotification, frozen=True, kw_only=True):
+    pass
+
+
+class EventSubmitted(EventNotification, frozen=True, kw_only=True):
+    pass
+
+
+class EventApproved(EventNotification, frozen=True, kw_only=True):
+    pass
+
+
+class EventRejected(EventNotification, frozen=True, kw_only=True):
+    pass
+
+
+class EventDeleted(EventNotification, frozen=True, kw_only=True):
+    pass
+
+
+EVENT_CREATED = Topic("events.created", EventCreated)
+EVENT_UPDATED = Topic("events.updated", EventUpdated)
+EVENT_SUBMITTED = Topic("events.submitted", EventSubmitted)
+EVENT_APPROVED = Topic("events.approved", EventApproved)
+EVENT_REJECTED = Topic("events.rejected", EventRejected)
+EVENT_DELETED = Topic("events.deleted", EventDeleted)
+TOPICS = (
+    EVENT_CREATED,
+    EVENT_UPDATED,
+    EVENT_SUBMITTED,
+    EVENT_APPROVED,
+    EVENT_REJECTED,
+    EVENT_DELETED,
+)
 
 
 # Views
@@ -188,6 +254,12 @@ class EventView(Contract, frozen=True, kw_only=True):
 class EventPage(Contract, frozen=True, kw_only=True):
     data: list[EventView]
     meta: PageMeta
+
+
+class HistoryView(Contract, frozen=True, kw_only=True):
+    """An event's history, oldest first."""
+
+    data: list[Entry]
 
 
 # Errors

@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
-from app.bus.contracts import Conditional, PageMeta
+from app.bus.contracts import Conditional, Entry, PageMeta
 from app.clock import to_wire
 from app.identity import Principal, Role
 from app.modules.events.contracts import (
+    EVENT_APPROVED,
+    EVENT_CREATED,
+    EVENT_DELETED,
+    EVENT_REJECTED,
+    EVENT_SUBMITTED,
+    EVENT_UPDATED,
     ApproveEvent,
     CreateEvent,
     DeleteEvent,
+    EventHistory,
     EventNotFound,
     EventPage,
     EventView,
     FindEvent,
+    HistoryView,
     ListEvents,
     RejectEvent,
     SubmitEvent,
@@ -30,6 +38,7 @@ from app.modules.events.uow import EventsUnitOfWork
 async def create_event(cmd: CreateEvent, uow: EventsUnitOfWork, principal: Principal) -> EventView:
     event = Event.create(cmd, by=principal)
     await uow.events.add(event)
+    await uow.record(EVENT_CREATED, event, principal, from_status=None)
     return event_view(event)
 
 
@@ -51,8 +60,9 @@ async def find_event(cmd: FindEvent, uow: EventsUnitOfWork, principal: Principal
 
 async def update_event(cmd: UpdateEvent, uow: EventsUnitOfWork, principal: Principal) -> EventView:
     event = await _load(uow, cmd.event_id, principal, condition=cmd)
-    event.update(cmd.changes, by=principal)
+    changes = event.update(cmd.changes, by=principal)
     await uow.events.save(event)
+    await uow.record(EVENT_UPDATED, event, principal, from_status=event.state, changes=changes)
     return event_view(event)
 
 
@@ -61,12 +71,15 @@ async def delete_event(cmd: DeleteEvent, uow: EventsUnitOfWork, principal: Princ
     event = await _load(uow, cmd.event_id, principal, condition=cmd)
     event.ensure_deletable_by(principal)
     await uow.events.delete(event)
+    await uow.record(EVENT_DELETED, event, principal, from_status=event.state)
 
 
 async def submit_event(cmd: SubmitEvent, uow: EventsUnitOfWork, principal: Principal) -> EventView:
     event = await _load(uow, cmd.event_id, principal, condition=cmd)
+    before = event.state
     event.submit(by=principal)
     await uow.events.save(event)
+    await uow.record(EVENT_SUBMITTED, event, principal, from_status=before)
     return event_view(event)
 
 
@@ -75,17 +88,36 @@ async def approve_event(
 ) -> EventView:
     require_reviewer(principal, "approve")
     event = await _load(uow, cmd.event_id, principal, condition=cmd)
+    before = event.state
     event.approve(by=principal)
     await uow.events.save(event)
+    await uow.record(EVENT_APPROVED, event, principal, from_status=before)
     return event_view(event)
 
 
 async def reject_event(cmd: RejectEvent, uow: EventsUnitOfWork, principal: Principal) -> EventView:
     require_reviewer(principal, "reject")
     event = await _load(uow, cmd.event_id, principal, condition=cmd)
+    before = event.state
     event.reject(by=principal, reason=cmd.reason)
     await uow.events.save(event)
+    await uow.record(EVENT_REJECTED, event, principal, from_status=before, reason=cmd.reason)
     return event_view(event)
+
+
+async def event_history(
+    cmd: EventHistory, uow: EventsUnitOfWork, principal: Principal
+) -> HistoryView:
+    """The event's entries, oldest first, for whoever may read the event."""
+    event = await _load(uow, cmd.event_id, principal, for_update=False)
+    event.ensure_visible_to(principal)
+    rows = await uow.history.of(event.id, principal.organization_id)
+    return HistoryView(
+        data=[
+            Entry.of({**row, "subject_type": "event", "subject_id": row["event_id"]})
+            for row in rows
+        ]
+    )
 
 
 async def _load(

@@ -15,8 +15,9 @@ from datetime import datetime
 from msgspec import UNSET
 from sqlalchemy import Column, Index, Integer, String, Table, Text
 
-from app.bus.contracts import CALENDAR_RULE, within_calendar
-from app.clock import utcnow
+from app.bus.contracts import CALENDAR_RULE, Change, within_calendar
+from app.bus.outbox import outbox_table
+from app.clock import to_wire, utcnow
 from app.errors import FieldError, Invalid
 from app.identity import Principal, Role
 from app.modules.events.contracts import (
@@ -84,6 +85,28 @@ EVENTS = Table(
 )
 
 
+HISTORY = Table(
+    "events_history",
+    Base.metadata,
+    Column("id", String(36), primary_key=True),  # the id of the notification the change emitted
+    Column("event_id", String(36), nullable=False),
+    Column("organization_id", String(36), nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("actor_id", String(80), nullable=False),
+    Column("actor_role", String(16)),
+    Column("from_status", String(16)),
+    Column("to_status", String(16)),
+    Column("changes", Text),  # {field: {from, to}} as JSON
+    Column("reason", String(500)),
+    Column("correlation_id", String(128), nullable=False),
+    Column("at", UTCDateTime(), nullable=False),
+    Index("ix_events_history_org_event_at", "organization_id", "event_id", "at"),
+)
+"""Each change of an event, written in the transaction of the change."""
+
+OUTBOX = outbox_table("events")
+"""The notifications the module emitted (`app.bus.outbox`)."""
+
 SEARCH_INDEX = "events_search"
 """Prefix of SQLite's search index tables (migration 0003: an FTS5 table, its shadow tables and
 its id map), maintained by triggers, not part of the metadata."""
@@ -142,7 +165,8 @@ class Event:
         if principal.role == Role.USER and self.created_by_id != principal.user_id:
             raise NotEventOwner()
 
-    def update(self, changes: EventChanges, by: Principal) -> None:
+    def update(self, changes: EventChanges, by: Principal) -> dict[str, Change]:
+        """Apply the changes the model allows; what changed, `{wireName: Change}`."""
         if by.role == Role.USER:
             if self.created_by_id != by.user_id:
                 raise NotEventOwner("You can only update your own events")
@@ -158,11 +182,14 @@ class Event:
             endDate=None if changes.end_date is UNSET else end,
         )
         check_dates(start, end)
-        for field in ("title", "description", "location", "start_date", "end_date"):
+        changed: dict[str, Change] = {}
+        for field, name in _WIRE_NAMES.items():
             value = getattr(changes, field)
-            if value is not UNSET:
+            if value is not UNSET and value != getattr(self, field):
+                changed[name] = Change(from_=_wire(getattr(self, field)), to=_wire(value))
                 setattr(self, field, value)
         self.updated_at = utcnow()
+        return changed
 
     def ensure_deletable_by(self, principal: Principal) -> None:
         require_may_delete(principal)
@@ -208,3 +235,16 @@ class Event:
     def _move_to(self, status: EventStatus) -> None:
         self.status = status
         self.updated_at = utcnow()
+
+
+_WIRE_NAMES = {
+    "title": "title",
+    "description": "description",
+    "location": "location",
+    "start_date": "startDate",
+    "end_date": "endDate",
+}
+
+
+def _wire(value: str | datetime | None) -> str | None:
+    return to_wire(value) if isinstance(value, datetime) else value

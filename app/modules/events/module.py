@@ -18,10 +18,12 @@ from app.modules.events.contracts import (
     APPROVE_EVENT,
     CREATE_EVENT,
     DELETE_EVENT,
+    EVENT_HISTORY,
     FIND_EVENT,
     LIST_EVENTS,
     REJECT_EVENT,
     SUBMIT_EVENT,
+    TOPICS,
     UPDATE_EVENT,
 )
 from app.modules.events.uow import EventsUnitOfWork
@@ -45,27 +47,31 @@ class Running:
 
 
 def register(bus: Bus, settings: Settings) -> Running:
-    bus.handle(CREATE_EVENT, _bind(handlers.create_event))
-    bus.handle(LIST_EVENTS, _bind(handlers.list_events))
-    bus.handle(FIND_EVENT, _bind(handlers.find_event))
-    bus.handle(UPDATE_EVENT, _bind(handlers.update_event))
-    bus.handle(DELETE_EVENT, _bind(handlers.delete_event))
-    bus.handle(SUBMIT_EVENT, _bind(handlers.submit_event))
-    bus.handle(APPROVE_EVENT, _bind(handlers.approve_event))
-    bus.handle(REJECT_EVENT, _bind(handlers.reject_event))
+    for topic in TOPICS:
+        bus.declare(topic)
+    bus.handle(CREATE_EVENT, _bind(bus, handlers.create_event))
+    bus.handle(LIST_EVENTS, _bind(bus, handlers.list_events))
+    bus.handle(FIND_EVENT, _bind(bus, handlers.find_event))
+    bus.handle(UPDATE_EVENT, _bind(bus, handlers.update_event))
+    bus.handle(DELETE_EVENT, _bind(bus, handlers.delete_event))
+    bus.handle(SUBMIT_EVENT, _bind(bus, handlers.submit_event))
+    bus.handle(APPROVE_EVENT, _bind(bus, handlers.approve_event))
+    bus.handle(REJECT_EVENT, _bind(bus, handlers.reject_event))
+    bus.handle(EVENT_HISTORY, _bind(bus, handlers.event_history))
     return Running()
 
 
 def _bind(
-    handler: Callable[[C, EventsUnitOfWork, Principal], Awaitable[R]],
+    bus: Bus, handler: Callable[[C, EventsUnitOfWork, Principal], Awaitable[R]]
 ) -> Callable[[C, Context], Awaitable[R]]:
-    """Adapt `handler(cmd, uow, principal)` to the bus: every events command needs a principal."""
+    """Adapt `handler(cmd, uow, principal)` to the bus: every events command needs a principal,
+    and records its changes through the bus (`uow.record`)."""
 
     @functools.wraps(handler)
     async def run(cmd: C, context: Context) -> R:
         principal = context.principal
         assert context.tx is not None, "events handlers run inside the transaction middleware"
-        return await handler(cmd, EventsUnitOfWork(context.tx), principal)
+        return await handler(cmd, EventsUnitOfWork(context.tx, bus), principal)
 
     return run
 

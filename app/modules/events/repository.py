@@ -26,7 +26,7 @@ from sqlalchemy.sql import operators
 from sqlalchemy.sql.expression import UnaryExpression
 
 from app.modules.events.contracts import ListEvents
-from app.modules.events.model import EVENTS, Event
+from app.modules.events.model import EVENTS, HISTORY, Event
 from app.storage.port import Query, Transaction
 
 _C = EVENTS.c
@@ -163,6 +163,31 @@ class EventRepository:
             return [], 0
         total = await self._tx.fetch_one(count, params)
         return [], int(total[0]) if total else 0
+
+
+_H = HISTORY.c
+_HISTORY_COLUMNS = tuple(HISTORY.c.keys())
+_ADD_ENTRY = Query(insert(HISTORY))
+_HISTORY = Query(
+    select(HISTORY)
+    .where(_H.event_id == bindparam("event_id"), _H.organization_id == bindparam("tenant"))
+    .order_by(_H.at, _H.id)
+)
+
+
+class HistoryRepository:
+    """`events_history`: each change of an event, in the tenant's scope."""
+
+    def __init__(self, tx: Transaction) -> None:
+        self._tx = tx
+
+    async def add(self, entry: dict[str, object]) -> None:
+        """Written at commit at the latest, with the change it records."""
+        await self._tx.defer(_ADD_ENTRY, {name: entry[name] for name in _HISTORY_COLUMNS})
+
+    async def of(self, event_id: str, organization_id: str) -> list[dict[str, object]]:
+        rows = await self._tx.fetch_all(_HISTORY, {"event_id": event_id, "tenant": organization_id})
+        return [dict(zip(_HISTORY_COLUMNS, row, strict=True)) for row in rows]
 
 
 def _no_index(column: ColumnElement[str]) -> ColumnElement[str]:
