@@ -4,10 +4,14 @@ sends its commands over. Nothing here knows about HTTP."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Protocol
 
 from loguru import logger
+from nats.aio.client import Client
 from opentelemetry.sdk.trace import TracerProvider
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -15,16 +19,25 @@ from app.bus.breaker import Breakers
 from app.bus.bus import Bus
 from app.bus.idempotency import IdempotencyMiddleware
 from app.bus.logging import DEBUG, INFO
+from app.bus.outbox import Outbox, Relay, purge_published
 from app.bus.pipeline import HandleMiddleware, SendMiddleware
 from app.bus.retry import Retries
+from app.bus.subscribers import LocalDelivery, Subscribers, backoff
 from app.bus.tracing import HandleTracingMiddleware, SendTracingMiddleware
 from app.bus.transaction import TransactionMiddleware
+from app.bus.transports.jetstream import (
+    JetStreamConsumer,
+    JetStreamPublish,
+    start_consumers,
+)
 from app.bus.transports.local import LocalTransport
 from app.bus.transports.nats_client import NatsTransport
 from app.bus.transports.nats_connection import NatsServer, Subjects
 from app.bus.transports.routing import RoutingTransport
 from app.bus.transports.wire import WireRoundTripTransport
+from app.clock import utcnow
 from app.faults import FaultMiddleware
+from app.modules.audit import module as audit_module
 from app.modules.auth import module as auth_module
 from app.modules.events import module as events_module
 from app.settings import Settings
@@ -39,6 +52,18 @@ class RunningModule(Protocol):
     def close(self) -> None: ...
 
 
+class Committed:
+    """Called with its module when a command that emitted notifications has committed: wakes
+    the relays."""
+
+    def __init__(self) -> None:
+        self.listeners: list[Callable[[str], None]] = []
+
+    def __call__(self, module: str) -> None:
+        for listener in self.listeners:
+            listener(module)
+
+
 @dataclass(frozen=True)
 class BusParts:
     bus: Bus
@@ -46,6 +71,7 @@ class BusParts:
     faults: FaultMiddleware | None
     running: dict[str, RunningModule]
     """Each module while it serves: the app and a worker seed and close them alike."""
+    committed: Committed = field(default_factory=Committed)
 
     @property
     def modules(self) -> set[str]:
@@ -82,11 +108,14 @@ def build_bus(
         budget_min_per_second=settings.retry_budget_min_per_second,
     )
     faults = FaultMiddleware(settings.bus_faults) if settings.bus_faults else None
+    committed = Committed()
     bus = Bus(
         breakers=breakers,
         retries=retries,
         send_middleware=_send_middleware(tracer_provider),
-        handle_middleware=_handle_middleware(settings, database, tracer_provider, faults),
+        handle_middleware=_handle_middleware(
+            settings, database, tracer_provider, faults, committed
+        ),
         handled_level=INFO if worker else DEBUG,
         slow_command=settings.slow_command_ms / 1000,
         per_try=settings.per_try_timeout,
@@ -94,8 +123,12 @@ def build_bus(
     running: dict[str, RunningModule] = {
         "auth": auth_module.register(bus, settings),
         "events": events_module.register(bus, settings),
+        "audit": audit_module.register(bus, settings),
     }
-    return BusParts(bus, breakers, faults, running)
+    if faults is not None:
+        for group in bus.subscribers.values():
+            group.faults = faults.inject
+    return BusParts(bus, breakers, faults, running, committed)
 
 
 def _send_middleware(tracer_provider: TracerProvider | None) -> list[SendMiddleware]:
@@ -109,6 +142,7 @@ def _handle_middleware(
     database: Database,
     tracer_provider: TracerProvider | None,
     faults: FaultMiddleware | None,
+    committed: Committed,
 ) -> list[HandleMiddleware]:
     """The handle side's chain, outermost first. Before it, `Bus.dispatch` refuses work whose
     deadline has passed and runs the rest under the deadline; after it, the handler."""
@@ -128,8 +162,9 @@ def _handle_middleware(
         #    bus/idempotency.py), so a committed change always has its record.
         IdempotencyMiddleware(database, secret=settings.jwt_secret, ttl=settings.idempotency_ttl),
         # 3. The command's transaction: committed when the handler returns, rolled back when it
-        #    raises or is cancelled at the deadline.
-        TransactionMiddleware(database),
+        #    raises or is cancelled at the deadline. Notifications the command emitted are
+        #    outbox rows of this transaction; its commit wakes the relay (`committed`).
+        TransactionMiddleware(database, committed),
         # 4. Injected faults (BUS_FAULTS), inside the transaction, so an injected error rolls it
         #    back as a real one would.
         faults,
@@ -170,3 +205,79 @@ def sending_side(
     remote = NatsTransport(bus, server, name, subjects, remote_modules)
     routing = RoutingTransport(local, remote, frozenset(settings.bus_local_modules))
     return SendingSide(routing, remote, remote_modules)
+
+
+@dataclass
+class Notifying:
+    """A process's side of notifications: the relay of the outboxes of the modules it serves,
+    and the subscribers of those modules (in process, or JetStream consumers)."""
+
+    relay: Relay
+    consumers: list[JetStreamConsumer]
+    groups: list[Subscribers]
+
+    async def drain(self, grace: float) -> None:
+        """On SIGTERM, after the commands: the relay publishes what has committed and stops;
+        the consumers finish the notification in hand and stop fetching."""
+        await asyncio.gather(
+            self.relay.drain(grace), *(consumer.drain(grace) for consumer in self.consumers)
+        )
+
+
+def start_notifying(
+    settings: Settings,
+    parts: BusParts,
+    database: Database,
+    modules: set[str],
+    client: Client | None,
+) -> Notifying:
+    """Relay the outboxes of `modules` and run their subscribers: in process when `client` is
+    None (every subscriber is here too), else over JetStream on that NATS connection."""
+    bus = parts.bus
+    outboxes = [bus.outboxes[m] for m in sorted(modules) if m in bus.outboxes]
+    groups = [bus.subscribers[m] for m in sorted(modules) if m in bus.subscribers]
+    delay = backoff(settings.notification_backoff)
+    consumers: list[JetStreamConsumer] = []
+    if client is None:
+        publish: LocalDelivery | JetStreamPublish = LocalDelivery(
+            database,
+            list(bus.subscribers.values()),
+            attempts=settings.notification_attempts,
+            delay=delay,
+            sleep=asyncio.sleep,
+        )
+    else:
+        subjects = Subjects(settings.nats_subject_prefix)
+        retention = settings.notification_retention
+        publish = JetStreamPublish(client, subjects, database, retention)
+        consumers = start_consumers(
+            client,
+            subjects,
+            database,
+            groups,
+            attempts=settings.notification_attempts,
+            delay=delay,
+            retention=retention,
+        )
+    relay = Relay(outboxes, publish, database=database, poll=settings.notification_poll_seconds)
+    parts.committed.listeners.append(relay.wake)
+    relay.start()
+    return Notifying(relay, consumers, groups)
+
+
+def purges(
+    settings: Settings, parts: BusParts, database: Database
+) -> list[Callable[[], Awaitable[int]]]:
+    """What the background purge removes besides expired idempotency keys: published outbox rows
+    and inbox records older than NOTIFICATION_RETENTION."""
+    retention = settings.notification_retention
+
+    def outbox_purge(outbox: Outbox) -> Callable[[], Awaitable[int]]:
+        return lambda: purge_published(database, outbox, retention)
+
+    def inbox_purge(group: Subscribers) -> Callable[[], Awaitable[int]]:
+        return lambda: group.purge(database, utcnow() - timedelta(seconds=retention))
+
+    return [outbox_purge(o) for o in parts.bus.outboxes.values()] + [
+        inbox_purge(g) for g in parts.bus.subscribers.values()
+    ]

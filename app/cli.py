@@ -5,6 +5,10 @@ acting as the ADMIN of the member's organization: the same rules hold (the last 
 stays). Results are printed as JSON; a problem is one line on stderr and a non-zero exit: 2 for
 an invalid setting, 1 for anything else. A password is read from a prompt, or from the first
 line of stdin when it is not a terminal; never from an argument, which `ps` would show.
+
+Those commands emit the module's notifications, as the routes do: before it exits, the CLI
+relays what it emitted (so a member it changed is in the audit log at once). `dead-letters`
+lists the notifications a subscriber gave up on, and replays them once the cause is mended.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import click
 import msgspec
 
 from app import startup
-from app.bootstrap import build_bus, sending_side
+from app.bootstrap import build_bus, sending_side, start_notifying
 from app.bus.bus import Bus
 from app.bus.contracts import Command
 from app.bus.idempotency import purge_expired
@@ -101,9 +105,17 @@ async def _bus(settings: Settings) -> AsyncIterator[Bus]:
         parts.bus.connect(sending.transport)
         if sending.remote is not None:
             await sending.remote.open()
+        notifying = start_notifying(
+            settings,
+            parts,
+            database,
+            set(parts.modules - sending.remote_modules),
+            sending.remote.client if sending.remote is not None else None,
+        )
         try:
             yield parts.bus
         finally:
+            await notifying.drain(settings.shutdown_grace_seconds)  # what the command emitted
             if sending.remote is not None:
                 await sending.remote.close()
             parts.close()
@@ -229,6 +241,70 @@ def purge_idempotency() -> None:
             return await purge_expired(database)
 
     click.echo(f"purged {_run(work)} expired idempotency keys")
+
+
+@main.group("dead-letters")
+def dead_letters() -> None:
+    """Notifications a subscriber failed on every attempt (also counted in /health)."""
+
+
+@dead_letters.command("list")
+@click.option("--limit", default=100, show_default=True, help="At most this many per module.")
+def list_dead_letters(limit: int) -> None:
+    """One JSON line per dead letter, oldest first."""
+
+    async def work(settings: Settings) -> list[dict[str, Any]]:
+        async with _storage(settings) as database:
+            bus = build_bus(settings, database).bus
+            return [
+                {
+                    "subscriber": module,
+                    "id": letter.id,
+                    "pattern": letter.pattern,
+                    "attempts": letter.attempts,
+                    "parkedAt": letter.parked_at.isoformat(),
+                    "error": letter.error,
+                    "notification": msgspec.json.decode(letter.body),
+                }
+                for module, group in bus.subscribers.items()
+                for letter in await group.dead_letters(database, limit)
+            ]
+
+    for letter in _run(work):
+        _print(letter)
+
+
+@dead_letters.command("replay")
+@click.argument("ids", nargs=-1)
+@click.option("--all", "everything", is_flag=True, help="Every dead letter.")
+def replay_dead_letters(ids: tuple[str, ...], everything: bool) -> None:
+    """Deliver dead letters again, in this process, exactly once (the subscriber's inbox still
+    holds); one that fails again stays parked."""
+    if not ids and not everything:
+        _fail("name the dead letters' ids, or --all")
+
+    async def work(settings: Settings) -> list[tuple[str, str]]:
+        outcomes: list[tuple[str, str]] = []
+        async with _storage(settings) as database:
+            bus = build_bus(settings, database).bus
+            for group in bus.subscribers.values():
+                parked = [d.id for d in await group.dead_letters(database, 1_000_000)]
+                for letter in parked if everything else [i for i in ids if i in parked]:
+                    try:
+                        took = await group.replay(database, letter)
+                    except Exception as exc:
+                        outcomes.append((letter, f"failed again: {type(exc).__name__}: {exc}"))
+                        continue
+                    outcomes.append((letter, "delivered" if took else "already delivered"))
+        return outcomes
+
+    outcomes = _run(work)
+    for letter, outcome in outcomes:
+        click.echo(f"{letter}: {outcome}")
+    if not outcomes:
+        _fail("no such dead letter")
+    if any(outcome.startswith("failed") for _, outcome in outcomes):
+        sys.exit(1)
 
 
 @main.command()

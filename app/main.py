@@ -17,9 +17,10 @@ from opentelemetry.sdk.trace import TracerProvider
 from sqlalchemy.engine import make_url
 
 from app import process, startup, telemetry
-from app.bootstrap import build_bus, sending_side
+from app.bootstrap import Notifying, build_bus, purges, sending_side, start_notifying
 from app.bus.idempotency import purge_forever
-from app.gateway.controllers.health import Probes
+from app.bus.outbox import oldest_age
+from app.gateway.controllers.health import NotificationsReport, Probes
 from app.gateway.http import create_gateway
 from app.gateway.ratelimit import RateLimits
 from app.logging import configure_logging
@@ -61,16 +62,25 @@ def create_app(
         local = dict.fromkeys(parts.modules - sending.remote_modules, 1)
         return local | (remote.workers if remote is not None else {})
 
+    async def notifications() -> NotificationsReport:
+        dead = [await group.dead_letter_count(database) for group in bus.subscribers.values()]
+        lags = [await oldest_age(database, outbox) for outbox in bus.outboxes.values()]
+        return NotificationsReport(
+            dead_letters=sum(dead), outbox_lag_seconds=round(max(lags, default=0.0), 3)
+        )
+
     probes = Probes(
         checks={"database": database.ping, "bus": bus_accepting},
         breakers=parts.breakers.states,
         workers=workers,
+        notifications=notifications,
     )
     background: set[asyncio.Task[None]] = set()
     restore_signal = _nothing
+    notifying: Notifying | None = None
 
     async def start() -> None:
-        nonlocal restore_signal
+        nonlocal restore_signal, notifying
         if not settings.is_production:
             await upgrade_to_head(engine)
         if settings.seed_demo_data:
@@ -79,8 +89,21 @@ def create_app(
         await database.open()
         if remote is not None:
             await remote.open()
+        notifying = start_notifying(
+            settings,
+            parts,
+            database,
+            set(parts.modules - sending.remote_modules),
+            remote.client if remote is not None else None,
+        )
         background.add(
-            asyncio.create_task(purge_forever(database, settings.idempotency_purge_interval))
+            asyncio.create_task(
+                purge_forever(
+                    database,
+                    settings.idempotency_purge_interval,
+                    also=purges(settings, parts, database),
+                )
+            )
         )
         restore_signal = process.drain_on_sigterm(
             bus,
@@ -104,6 +127,8 @@ def create_app(
         """Refuse new commands, let in-flight ones finish within the grace period, then close."""
         bus.stop_accepting()
         await sending.transport.drain(settings.shutdown_grace_seconds)
+        if notifying is not None:
+            await notifying.drain(settings.shutdown_grace_seconds)
         for task in background:
             task.cancel()
         await asyncio.gather(*background, return_exceptions=True)

@@ -1,10 +1,13 @@
-"""`python -m app.worker events [auth]`: serve modules over NATS, in a process of their own.
+"""`python -m app.worker events [auth] [audit]`: serve modules over NATS, in a process of their own.
 
 Same settings as the app (DATABASE_URL, NATS_URL, OTEL_*, ...), same handle-side middleware
 (logging, deadline, tracing, idempotency, transaction), built by the same `app.bootstrap`. Start
 as many as the load needs: each module is a NATS queue group, so the workers of a module share
-its commands. On SIGTERM or SIGINT a worker stops taking commands, finishes those in flight
-(SHUTDOWN_GRACE_SECONDS), and exits.
+its commands. A worker also relays its modules' outboxes to JetStream and runs their
+notification subscribers (the audit module's), sharing each module's durable consumer. On
+SIGTERM or SIGINT a worker stops taking commands, finishes those in flight
+(SHUTDOWN_GRACE_SECONDS), publishes what they emitted, finishes the notification in hand, and
+exits.
 """
 
 from __future__ import annotations
@@ -17,18 +20,16 @@ from loguru import logger
 from nats.aio.client import Client
 
 from app import startup, telemetry
-from app.bootstrap import build_bus
+from app.bootstrap import build_bus, start_notifying
 from app.bus.transports.local import LocalTransport
 from app.bus.transports.nats_connection import NatsServer, Subjects, connect
 from app.bus.transports.nats_server import ModuleServer
 from app.logging import configure_logging
-from app.settings import Settings, SettingsError
+from app.settings import MODULES, Settings, SettingsError
 from app.storage.connect import open_database
 from app.storage.engine import create_engine, upgrade_to_head
 from app.storage.port import Database
 from app.worker_port import WorkerPort
-
-MODULES = ("auth", "events")
 
 
 def service_name(modules: list[str]) -> str:
@@ -58,12 +59,14 @@ async def serve(modules: list[str], settings: Settings, stop: asyncio.Event) -> 
     servers = [ModuleServer(bus, client, module, subjects) for module in modules]
     for server in servers:
         await server.start()
+    notifying = start_notifying(settings, parts, database, set(modules), client)
     port = _worker_port(settings, database, client, stop)
     logger.bind(modules=",".join(modules)).info("worker ready")
     await stop.wait()
     logger.info("draining: finishing in-flight commands")
     for server in servers:
         await server.drain(settings.shutdown_grace_seconds)
+    await notifying.drain(settings.shutdown_grace_seconds)
     await client.close()
     if port is not None:
         port.stop()

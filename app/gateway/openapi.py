@@ -31,6 +31,7 @@ from app.gateway.controllers.health import HealthReport, Liveness
 from app.gateway.idempotency import HEADER, KEY_PATTERN, REPLAYED_HEADER
 from app.gateway.problems import Problem
 from app.gateway.validation import QUERY_OPT
+from app.modules.audit.contracts import AuditPage
 from app.modules.auth.contracts import (
     LogIn,
     LoginView,
@@ -42,7 +43,13 @@ from app.modules.auth.contracts import (
     SignUp,
     SignUpView,
 )
-from app.modules.events.contracts import CreateEvent, EventChanges, EventPage, Rejection
+from app.modules.events.contracts import (
+    CreateEvent,
+    EventChanges,
+    EventPage,
+    HistoryView,
+    Rejection,
+)
 
 _REF = "#/components/schemas/{name}"
 CONTRACTS: tuple[type[Any], ...] = (
@@ -59,6 +66,8 @@ CONTRACTS: tuple[type[Any], ...] = (
     MemberPage,
     MemberView,
     RoleChange,
+    HistoryView,
+    AuditPage,
     Problem,
     HealthReport,
     Liveness,
@@ -86,6 +95,47 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     "rejectEvent": {"reason": "The date clashes with the audit."},
     "changeMemberRole": {"role": "MODERATOR"},
 }
+
+_APPROVED: dict[str, Any] = {
+    "id": "4f6c1c7e-0b1a-4c86-9a43-3b8f6f1d2a10",
+    "action": "event.approved",
+    "subjectType": "event",
+    "subjectId": "00000000-0000-0000-0000-000000000002",
+    "actorId": "20000000-0000-0000-0000-000000000002",
+    "actorRole": "MODERATOR",
+    "fromStatus": "SUBMITTED",
+    "toStatus": "APPROVED",
+    "changes": None,
+    "reason": None,
+    "correlationId": "req-7f3a",
+    "at": "2026-06-01T10:00:00.000Z",
+}
+_UPDATED: dict[str, Any] = {
+    **_APPROVED,
+    "id": "0c9b7a52-5d1e-4f07-8f0e-6a2b9d4e1c33",
+    "action": "event.updated",
+    "actorId": "20000000-0000-0000-0000-000000000003",
+    "actorRole": "USER",
+    "fromStatus": "DRAFT",
+    "toStatus": "DRAFT",
+    "changes": {"title": {"from": "Team offsite", "to": "Team offsite, day two"}},
+    "at": "2026-05-30T08:12:00.000Z",
+}
+RESPONSE_EXAMPLES: dict[str, dict[str, Any]] = {
+    "getEventHistory": {"data": [_UPDATED, _APPROVED]},
+    "listAudit": {
+        "data": [_APPROVED, _UPDATED],
+        "meta": {
+            "page": 1,
+            "limit": 10,
+            "total": 2,
+            "totalPages": 1,
+            "hasPrevious": False,
+            "hasNext": False,
+        },
+    },
+}
+"""Answers shown in the docs, for routes whose fields say more by example."""
 """Request bodies by operationId, as "Try it out" sends them (the demo login is the seeds')."""
 
 Header = tuple[bool, str, dict[str, Any]]
@@ -209,6 +259,9 @@ def publish(generated: dict[str, Any], queries: dict[str, type[Any]]) -> dict[st
             example = EXAMPLES.get(operation_id or "")
             if example is not None:
                 operation["requestBody"]["content"]["application/json"]["example"] = example
+            answer = RESPONSE_EXAMPLES.get(operation_id or "")
+            if answer is not None:
+                operation["responses"]["200"]["content"]["application/json"]["example"] = answer
             for status, response in operation["responses"].items():
                 if status == "204":
                     response.pop("content", None)

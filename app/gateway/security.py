@@ -30,8 +30,8 @@ from app.gateway.exchange import exchange_of
 from app.identity import OPERATOR, Principal, Role
 from app.modules.auth.contracts import (
     GET_MEMBER_STATE,
+    DeactivatedToken,
     GetMemberState,
-    MemberDeactivated,
     MemberState,
     TokenClaims,
     key_id,
@@ -146,7 +146,7 @@ class MemberStates:
             known = await asyncio.shield(asking)
         role, active, _ = known
         if not active:
-            raise MemberDeactivated()
+            raise DeactivatedToken()
         return (
             principal if role == principal.role else msgspec.structs.replace(principal, role=role)
         )

@@ -28,6 +28,7 @@ from app.modules.events.contracts import (
     APPROVE_EVENT,
     CREATE_EVENT,
     DELETE_EVENT,
+    EVENT_HISTORY,
     FIND_EVENT,
     LIST_EVENTS,
     REJECT_EVENT,
@@ -37,10 +38,12 @@ from app.modules.events.contracts import (
     CreateEvent,
     DeleteEvent,
     EventChanges,
+    EventHistory,
     EventPage,
     EventStatus,
     EventView,
     FindEvent,
+    HistoryView,
     ListEvents,
     RejectEvent,
     Rejection,
@@ -146,6 +149,26 @@ class EventsController(Controller):
         if is_current(if_none_match, view.version):
             return Response(None, status_code=304, headers=tag)
         return Response(view, headers=tag)
+
+    @get(
+        "/{event_id:str}/history",
+        operation_id="getEventHistory",
+        summary="Every change of the event, oldest first (whoever may read the event)",
+        responses=problem_responses(401, 403, 404),
+    )
+    async def history(
+        self, request: Request[Any, Any, Any], event_id: FromPath[str]
+    ) -> HistoryView:
+        """Written in the same transaction as each change: a committed change always has its
+        entry, a rolled-back one never does."""
+        gateway = gateway_of(request)
+        found: HistoryView = await gateway.bus.send(
+            EVENT_HISTORY.pattern,
+            EventHistory(event_id=event_id),
+            principal=principal_of(request),
+            policy=gateway.policies.read_one,
+        )
+        return found
 
     @patch(
         "/{event_id:str}",

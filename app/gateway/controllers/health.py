@@ -37,13 +37,24 @@ class ModuleReport(msgspec.Struct, frozen=True, kw_only=True):
     workers that answered the last census (taken every second)."""
 
 
+class NotificationsReport(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    dead_letters: int
+    """Notifications parked after their last delivery attempt, in every subscribing module
+    (`eventboard dead-letters list` shows them, `replay` delivers them again)."""
+    outbox_lag_seconds: float
+    """Age of the oldest notification not yet published, in any outbox (0: none waiting)."""
+
+
 class HealthReport(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     status: str
-    """`ok`; `degraded` when a breaker is not closed or a module has no worker (503);
-    `unavailable` when a dependency of this process is down (503)."""
+    """`ok`; `degraded` when a breaker is not closed, a notification is dead-lettered (200) or
+    a module has no worker (503); `unavailable` when a dependency of this process is down
+    (503)."""
     checks: dict[str, CheckResult]
     modules: dict[str, ModuleReport] | None = None
     """Each module and the processes serving it (`/health` only)."""
+    notifications: NotificationsReport | None = None
+    """Dead letters and outbox lag (`/health` only; absent when the database does not answer)."""
 
 
 class Liveness(msgspec.Struct, frozen=True):
@@ -60,6 +71,8 @@ class Probes:
     """Breaker state per command pattern."""
     workers: Callable[[], Mapping[str, int]]
     """Processes serving each module (1 for a module in this process)."""
+    notifications: Callable[[], Awaitable[NotificationsReport]] | None = None
+    """Dead letters and outbox lag, read from the database."""
 
 
 async def _run(name: str, check: Callable[[], Awaitable[None]]) -> tuple[str, CheckResult]:
@@ -84,6 +97,17 @@ async def _run(name: str, check: Callable[[], Awaitable[None]]) -> tuple[str, Ch
 async def _dependencies(probes: Probes) -> dict[str, CheckResult]:
     results = await asyncio.gather(*(_run(n, c) for n, c in probes.checks.items()))
     return dict(results)
+
+
+async def _notifications(probes: Probes) -> NotificationsReport | None:
+    if probes.notifications is None:
+        return None
+    try:
+        async with asyncio.timeout(CHECK_TIMEOUT_SECONDS):
+            return await probes.notifications()
+    except Exception as exc:  # the database check reports the cause
+        logger.bind(reason=type(exc).__name__).warning("notifications report failed")
+        return None
 
 
 def _status_code(checks: Mapping[str, CheckResult]) -> int:
@@ -125,10 +149,17 @@ class HealthController(Controller):
             module: ModuleReport(status="up" if count else "down", workers=count)
             for module, count in sorted(probes.workers().items())
         }
+        notifications = await _notifications(probes)
+        parked = notifications is not None and notifications.dead_letters > 0
         status = "unavailable" if code != 200 else "ok"
         if code == 200 and any(m.status == "down" for m in modules.values()):
             status, code = "degraded", 503
-        elif code == 200 and any(b.status != "closed" for b in breakers.values()):
+        elif code == 200 and (parked or any(b.status != "closed" for b in breakers.values())):
             status = "degraded"
-        report = HealthReport(status=status, checks=checks | breakers, modules=modules)
+        report = HealthReport(
+            status=status,
+            checks=checks | breakers,
+            modules=modules,
+            notifications=notifications,
+        )
         return Response(report, status_code=code)

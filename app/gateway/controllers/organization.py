@@ -3,12 +3,13 @@ route is the caller's own organization; the rules (who may, the last ADMIN) live
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get, patch, post
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
-from app.bus.contracts import Command
+from app.bus.contracts import Action, Command
 from app.gateway.conditional import ETAG, IfMatch, allowed_versions, etag
 from app.gateway.dependencies import gateway_of, principal_of
 from app.gateway.idempotency import IdempotencyKey, replied
@@ -16,6 +17,7 @@ from app.gateway.problems import problem_responses
 from app.gateway.security import AUTHENTICATED, BEARER_SCHEME, MemberStates
 from app.gateway.validation import QUERY_OPT, Limit, Order, Page
 from app.identity import Role
+from app.modules.audit.contracts import LIST_AUDIT, AuditPage, ListAudit
 from app.modules.auth.contracts import (
     CHANGE_ROLE,
     DEACTIVATE_MEMBER,
@@ -92,6 +94,55 @@ class OrganizationController(Controller):
         gateway = gateway_of(request)
         found: MemberPage = await gateway.bus.send(
             LIST_MEMBERS.pattern,
+            query,
+            principal=principal_of(request),
+            policy=gateway.policies.list,
+        )
+        return found
+
+    @get(
+        "/audit",
+        operation_id="listAudit",
+        opt={QUERY_OPT: ListAudit},
+        summary="The organization's audit log, newest first, filtered and paged (ADMIN)",
+        responses=problem_responses(401, 403),
+    )
+    async def audit(
+        self,
+        request: Request[Any, Any, Any],
+        page: Page = 1,
+        limit: Limit = 10,
+        action: FromQuery[Action | None] = None,
+        actor_id: Annotated[
+            str | None, QueryParameter(name="actorId", min_length=1, max_length=80)
+        ] = None,
+        subject_id: Annotated[
+            str | None, QueryParameter(name="subjectId", min_length=1, max_length=36)
+        ] = None,
+        since: Annotated[
+            datetime | None,
+            QueryParameter(name="from", description="Inclusive lower bound on `at`"),
+        ] = None,
+        until: Annotated[
+            datetime | None,
+            QueryParameter(name="to", description="Inclusive upper bound on `at`"),
+        ] = None,
+    ) -> AuditPage:
+        """Fed by the modules' notifications (transactional outbox, at-least-once delivery,
+        idempotent consumer): each committed change appears exactly once, usually within a
+        second."""
+        query = ListAudit(
+            page=page,
+            limit=limit,
+            action=action,
+            actor_id=actor_id,
+            subject_id=subject_id,
+            from_=since,
+            to=until,
+        )
+        gateway = gateway_of(request)
+        found: AuditPage = await gateway.bus.send(
+            LIST_AUDIT.pattern,
             query,
             principal=principal_of(request),
             policy=gateway.policies.list,
