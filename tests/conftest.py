@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator
@@ -17,7 +18,7 @@ from litestar import Litestar
 from sqlalchemy.engine import make_url
 
 from app.main import create_app
-from app.settings import Settings
+from app.settings import MODULES, Settings
 
 TEST_SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"
 PASSWORD = "Password123!"
@@ -141,9 +142,11 @@ def nats_url() -> str:
 
 @asynccontextmanager
 async def nats_workers(settings: Settings, count: int = 1) -> AsyncIterator[list[Any]]:
-    """`count` workers serving both modules over NATS, each with a bus of its own (as separate
-    processes would have), on the settings' database."""
-    from app.bootstrap import build_bus
+    """`count` workers serving every module over NATS, each with a bus of its own (as separate
+    processes would have), on the settings' database: their commands, their outboxes' relays
+    and the audit module's notification consumer."""
+    from app.bootstrap import build_bus, start_notifying
+    from app.bus.transports.jetstream import stream_name
     from app.bus.transports.local import LocalTransport
     from app.bus.transports.nats_connection import NatsServer, Subjects, connect
     from app.bus.transports.nats_server import ModuleServer
@@ -152,22 +155,34 @@ async def nats_workers(settings: Settings, count: int = 1) -> AsyncIterator[list
     servers: list[Any] = []
     clients = []
     databases = []
+    notifying = []
     try:
         for number in range(count):
             database = open_database(settings.database_url)
             databases.append(database)
-            bus = build_bus(settings, database).bus
+            parts = build_bus(settings, database)
+            bus = parts.bus
             bus.connect(LocalTransport(bus))
             client = await connect(NatsServer.of(settings), f"test-worker-{number}")
             clients.append(client)
-            for module in ("auth", "events"):
+            for module in MODULES:
                 server = ModuleServer(bus, client, module, Subjects(settings.nats_subject_prefix))
                 await server.start()
                 servers.append(server)
+            notifying.append(start_notifying(settings, parts, database, set(MODULES), client))
         yield servers
     finally:
         for server in servers:
             await server.drain(5)
+        for side in notifying:
+            await side.drain(5)
+        if clients:  # the test deployment's stream goes with it
+            with contextlib.suppress(Exception):
+                await (
+                    clients[0]
+                    .jetstream()
+                    .delete_stream(stream_name(Subjects(settings.nats_subject_prefix)))
+                )
         for client in clients:
             await client.close()
         for database in databases:

@@ -58,11 +58,17 @@ def test_a_worker_loads_neither_litestar_nor_the_gateway():
 
 def test_modules_own_prefixed_tables_with_no_cross_module_foreign_keys():
     from app.bus import idempotency
+    from app.modules.audit import model as audit_model
     from app.modules.auth import model as auth_model
     from app.modules.events import model as events_model
     from app.storage.schema import Base
 
-    owners = {"auth_": auth_model, "events_": events_model, "bus_": idempotency}
+    owners = {
+        "auth_": auth_model,
+        "events_": events_model,
+        "audit_": audit_model,
+        "bus_": idempotency,
+    }
     assert {t.name.split("_")[0] + "_" for t in Base.metadata.tables.values()} == set(owners)
     for table in Base.metadata.tables.values():
         prefix = next(p for p in owners if table.name.startswith(p))

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -15,7 +17,8 @@ from click.testing import CliRunner
 
 from app.cli import main
 from app.main import create_app
-from tests.conftest import TEST_SECRET, make_settings, serve
+from app.settings import Fault
+from tests.conftest import TEST_SECRET, WORKSHOP_ID, make_settings, serve
 
 
 @pytest.fixture
@@ -134,3 +137,80 @@ def test_the_installed_console_script_runs_in_a_process_of_its_own(database: Pat
 
     assert done.returncode == 0, done.stderr
     assert done.stdout == "ok: settings, database (at the migration head)\n"
+
+
+def test_the_operators_changes_are_in_the_audit_log_at_once(database: Path):
+    run("create-org", "Initech")
+    run(
+        "create-user", "bill@initech.com", "--org", "initech", "--role", "ADMIN", stdin="Bill123!\n"
+    )
+    run("set-role", "bill@initech.com", "MODERATOR")  # refused: he is the last ADMIN
+    run("create-user", "pete@initech.com", "--org", "initech", stdin="Pete123!\n")
+    run("set-role", "pete@initech.com", "MODERATOR")
+
+    entries = _audit(database)
+
+    assert [(action, actor) for action, actor, _ in entries] == [
+        ("organization.created", "operator"),
+        ("member.joined", "operator"),
+        ("member.joined", "operator"),
+        ("member.role_changed", "operator"),
+    ]
+
+
+def _audit(database: Path) -> list[tuple[str, str, str]]:
+    with sqlite3.connect(database) as db:
+        rows = db.execute("SELECT action, actor_id, id FROM audit_entries ORDER BY at").fetchall()
+    return [(str(a), str(b), str(c)) for a, b, c in rows]
+
+
+def test_a_dead_letter_shows_in_health_and_is_listed_and_replayed(database: Path):
+    """An audit subscriber that fails on every attempt parks the approval; /health says so;
+    once the cause is gone (here: the fault is not in the CLI's settings), the operator lists
+    it and replays it, and it is entered once."""
+    approved, health = asyncio.run(_approve_with_a_poisoned_audit(database))
+    assert approved == 200
+    assert health["status"] == "degraded"
+    assert health["notifications"] == {"deadLetters": 1, "outboxLagSeconds": 0.0}
+
+    code, listed, _ = run("dead-letters", "list")
+    letter = json.loads(listed)
+    assert code == 0
+    assert (letter["subscriber"], letter["pattern"], letter["attempts"]) == (
+        "audit",
+        "events.approved",
+        2,
+    )
+    assert "injected internal error" in letter["error"]
+    assert letter["notification"]["payload"]["eventId"] == WORKSHOP_ID
+
+    replayed = run("dead-letters", "replay", "--all")
+    again = run("dead-letters", "replay", letter["id"])
+
+    assert replayed == (0, f"{letter['id']}: delivered\n", "")
+    assert again[0] == 1 and "no such dead letter" in again[2]
+    assert [(a, i) for a, _, i in _audit(database)] == [("event.approved", letter["id"])]
+    assert run("dead-letters", "list")[1] == ""
+
+
+async def _approve_with_a_poisoned_audit(database: Path) -> tuple[int, dict[str, Any]]:
+    poisoned = make_settings(
+        database,
+        notification_attempts=2,
+        notification_backoff=0.01,
+        bus_faults=(Fault(cmd="audit:events.approved", error="internal", fail_times=99),),
+    )
+    async with serve(create_app(poisoned)) as client:
+        login = await client.post(
+            "/auth/login", json={"email": "admin@acme.com", "password": "Password123!"}
+        )
+        admin = {"Authorization": f"Bearer {login.json()['accessToken']}"}
+        approved = await client.post(f"/events/{WORKSHOP_ID}/approve", headers=admin)
+        health: dict[str, Any] = {}
+        for _ in range(100):  # until the relay has tried twice and parked it
+            health = (await client.get("/health")).json()
+            if health["notifications"] == {"deadLetters": 1, "outboxLagSeconds": 0.0}:
+                break
+            await asyncio.sleep(0.05)
+
+    return approved.status_code, health

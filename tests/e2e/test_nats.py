@@ -7,6 +7,7 @@ import asyncio
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -111,10 +112,15 @@ def free_port() -> int:
 
 
 @asynccontextmanager
-async def private_nats(port: int) -> AsyncIterator[asyncio.subprocess.Process]:
+async def private_nats(
+    port: int, store: Path | None = None
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """A nats-server of the test's own, with JetStream (its store in `store`, which a restart
+    given the same folder keeps)."""
     assert NATS_SERVER is not None
+    folder = store or Path(tempfile.mkdtemp(prefix="nats-"))
     process = await asyncio.create_subprocess_exec(
-        NATS_SERVER, "-a", "127.0.0.1", "-p", str(port),
+        NATS_SERVER, "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(folder),
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
     try:
@@ -214,6 +220,7 @@ async def test_health_counts_each_modules_workers_and_is_503_when_one_has_none(d
     assert alone.status_code == 503
     assert alone.json()["status"] == "degraded"
     assert alone.json()["modules"] == {
+        "audit": {"status": "down", "workers": 0},
         "auth": {"status": "up", "workers": 1},  # served in the gateway's own process
         "events": {"status": "down", "workers": 0},
     }
@@ -300,6 +307,7 @@ async def test_a_tls_nats_server_with_a_password_and_client_certificates(
         NATS_SERVER, "-a", "127.0.0.1", "-p", str(port), "--user", "eventboard",
         "--pass", "s3cret-pass", "--tls", "--tlscert", str(files["server.pem"]),
         "--tlskey", str(files["server.key"]), "--tlscacert", str(files["ca.pem"]), "--tlsverify",
+        "-js", "-sd", str(tmp_path / "jetstream"),
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
     try:

@@ -11,7 +11,7 @@ import pytest
 from app.bus.bus import Bus, Policy
 from app.gateway.security import MemberStates
 from app.identity import Principal, Role
-from app.modules.auth.contracts import MemberDeactivated, MemberState
+from app.modules.auth.contracts import DeactivatedToken, MemberState
 
 ADA = Principal(user_id="u-1", organization_id="o-1", role=Role.MODERATOR, email="ada@acme.com")
 
@@ -96,5 +96,5 @@ async def test_a_deactivated_member_is_refused_every_time():
     members = states(AuthModule(MemberState(role=Role.MODERATOR, active=False)))
 
     for _ in range(2):
-        with pytest.raises(MemberDeactivated):
+        with pytest.raises(DeactivatedToken):
             await members.current(ADA)

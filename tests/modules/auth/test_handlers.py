@@ -30,7 +30,7 @@ from app.modules.auth.passwords import PasswordHasher
 from app.modules.auth.tokens import TokenIssuer
 from app.modules.auth.uow import AuthUnitOfWork
 from app.storage.port import Query, Transaction
-from tests.modules.conftest import Transactions
+from tests.modules.conftest import BUS, Transactions
 
 SECRET = "handler-test-secret-0123456789abcdef"
 PASSWORDS = PasswordHasher(rounds=4)
@@ -49,15 +49,15 @@ def founder(email: str = "founder@globex.com", org: str = "Globex") -> SignUp:
 
 async def test_founding_an_org_makes_its_admin_and_a_valid_token(tx: Transactions):
     async with tx() as t:
-        view = await handlers.sign_up(founder(), AuthUnitOfWork(t), PASSWORDS, TOKENS)
+        view = await handlers.sign_up(founder(), AuthUnitOfWork(t, BUS), PASSWORDS, TOKENS)
 
     assert view.user.role == Role.ADMIN
     claims = jwt.decode(view.access_token, SECRET, algorithms=["HS256"])
     assert claims["sub"] == view.user.id
     assert claims["organizationId"] == view.user.organization_id
     async with tx() as t:
-        org = await AuthUnitOfWork(t).organizations.get(view.user.organization_id)
-        user = await AuthUnitOfWork(t).users.get(view.user.id)
+        org = await AuthUnitOfWork(t, BUS).organizations.get(view.user.organization_id)
+        user = await AuthUnitOfWork(t, BUS).users.get(view.user.id)
     assert org is not None and org.slug == "globex"
     assert user is not None and user.password_hash.startswith("$2b$04$")
     assert bcrypt.checkpw(b"Founder123!", user.password_hash.encode())
@@ -65,7 +65,7 @@ async def test_founding_an_org_makes_its_admin_and_a_valid_token(tx: Transaction
 
 async def test_joining_an_org_never_grants_more_than_user(tx: Transactions):
     async with tx() as t:
-        admin = await handlers.sign_up(founder(), AuthUnitOfWork(t), PASSWORDS, TOKENS)
+        admin = await handlers.sign_up(founder(), AuthUnitOfWork(t, BUS), PASSWORDS, TOKENS)
     joiner = SignUp(
         email="joiner@globex.com",
         password="Joiner123!",
@@ -74,20 +74,20 @@ async def test_joining_an_org_never_grants_more_than_user(tx: Transactions):
         organization_id=admin.user.organization_id,
     )
     async with tx() as t:
-        view = await handlers.sign_up(joiner, AuthUnitOfWork(t), PASSWORDS, TOKENS)
+        view = await handlers.sign_up(joiner, AuthUnitOfWork(t, BUS), PASSWORDS, TOKENS)
 
     assert view.user.role == Role.USER
 
 
 async def test_failed_signup_writes_nothing(tx: Transactions):
     async with tx() as t:
-        await handlers.sign_up(founder(), AuthUnitOfWork(t), PASSWORDS, TOKENS)
+        await handlers.sign_up(founder(), AuthUnitOfWork(t, BUS), PASSWORDS, TOKENS)
 
     with pytest.raises(EmailTaken):
         async with tx() as t:
             await handlers.sign_up(
                 founder(email="FOUNDER@globex.com", org="Another Org"),
-                AuthUnitOfWork(t),
+                AuthUnitOfWork(t, BUS),
                 PASSWORDS,
                 TOKENS,
             )
@@ -101,7 +101,7 @@ async def test_failed_signup_writes_nothing(tx: Transactions):
                     last_name="Lo",
                     organization_id="missing",
                 ),
-                AuthUnitOfWork(t),
+                AuthUnitOfWork(t, BUS),
                 PASSWORDS,
                 TOKENS,
             )
@@ -113,18 +113,18 @@ async def test_failed_signup_writes_nothing(tx: Transactions):
 
 async def test_login_and_me(tx: Transactions):
     async with tx() as t:
-        signed = await handlers.sign_up(founder(), AuthUnitOfWork(t), PASSWORDS, TOKENS)
+        signed = await handlers.sign_up(founder(), AuthUnitOfWork(t, BUS), PASSWORDS, TOKENS)
 
     async with tx() as t:
         view = await handlers.log_in(
             LogIn(email=" Founder@Globex.com ", password="Founder123!"),
-            AuthUnitOfWork(t),
+            AuthUnitOfWork(t, BUS),
             PASSWORDS,
             TOKENS,
         )
         me = await handlers.get_me(
             GetMe(),
-            AuthUnitOfWork(t),
+            AuthUnitOfWork(t, BUS),
             Principal(
                 user_id=signed.user.id,
                 organization_id=signed.user.organization_id,
@@ -139,7 +139,7 @@ async def test_login_and_me(tx: Transactions):
         with pytest.raises(InvalidCredentials):
             await handlers.log_in(
                 LogIn(email="founder@globex.com", password="Wrong123!"),
-                AuthUnitOfWork(t),
+                AuthUnitOfWork(t, BUS),
                 PASSWORDS,
                 TOKENS,
             )
@@ -163,13 +163,13 @@ async def test_bcrypt_never_runs_on_the_event_loop_thread(tx: Transactions, monk
     hasher = PasswordHasher(rounds=4)
 
     async with tx() as t:
-        await handlers.sign_up(founder(), AuthUnitOfWork(t), hasher, TOKENS)
+        await handlers.sign_up(founder(), AuthUnitOfWork(t, BUS), hasher, TOKENS)
     async with tx() as t:
         for email in ("founder@globex.com", "unknown@globex.com"):
             with pytest.raises(InvalidCredentials):
                 await handlers.log_in(
                     LogIn(email=email, password="Wrong123!"),
-                    AuthUnitOfWork(t),
+                    AuthUnitOfWork(t, BUS),
                     hasher,
                     TOKENS,
                 )
@@ -192,7 +192,7 @@ async def test_unknown_email_still_pays_for_a_password_check(tx: Transactions, m
         with pytest.raises(InvalidCredentials):
             await handlers.log_in(
                 LogIn(email="ghost@nowhere.io", password="Ghost123!"),
-                AuthUnitOfWork(t),
+                AuthUnitOfWork(t, BUS),
                 PasswordHasher(rounds=4),
                 TOKENS,
             )
@@ -238,7 +238,7 @@ async def test_two_admins_demoting_each_other_in_concurrent_transactions_leave_o
     """Both callers are admins when their transactions begin; the organization's lock makes
     the second wait for the first's commit, and then refuses to remove the last admin."""
     async with tx() as t:
-        first = await handlers.sign_up(founder(), AuthUnitOfWork(t), PASSWORDS, TOKENS)
+        first = await handlers.sign_up(founder(), AuthUnitOfWork(t, BUS), PASSWORDS, TOKENS)
     organization_id = first.user.organization_id
     async with tx() as t:
         joined = await handlers.sign_up(
@@ -249,7 +249,7 @@ async def test_two_admins_demoting_each_other_in_concurrent_transactions_leave_o
                 last_name="Admin",
                 organization_id=organization_id,
             ),
-            AuthUnitOfWork(t),
+            AuthUnitOfWork(t, BUS),
             PASSWORDS,
             TOKENS,
         )
@@ -261,7 +261,7 @@ async def test_two_admins_demoting_each_other_in_concurrent_transactions_leave_o
     )
     async with tx() as t:
         await handlers.change_role(
-            ChangeRole(user_id=b.user_id, role=Role.ADMIN), AuthUnitOfWork(t), a
+            ChangeRole(user_id=b.user_id, role=Role.ADMIN), AuthUnitOfWork(t, BUS), a
         )
 
     both_counted = asyncio.Event()
@@ -272,7 +272,7 @@ async def test_two_admins_demoting_each_other_in_concurrent_transactions_leave_o
         have counted too: without the organization's lock both would count two admins."""
 
         def __init__(self, t: Transaction) -> None:
-            super().__init__(t)
+            super().__init__(t, BUS)
             count = self.users.active_admins
 
             async def active_admins(organization_id: str) -> int:
@@ -299,7 +299,7 @@ async def test_two_admins_demoting_each_other_in_concurrent_transactions_leave_o
 
     outcomes = await asyncio.gather(demote(b, a), demote(a, b))
     async with tx() as t:
-        admins = await AuthUnitOfWork(t).users.active_admins(organization_id)
+        admins = await AuthUnitOfWork(t, BUS).users.active_admins(organization_id)
 
     assert sorted(outcomes) == ["LAST_ADMIN", "demoted"]
     assert admins == 1

@@ -21,7 +21,7 @@ from app.modules.events.contracts import (
 from app.modules.events.model import EVENTS
 from app.modules.events.uow import EventsUnitOfWork
 from app.storage.port import Query
-from tests.modules.conftest import Transactions
+from tests.modules.conftest import BUS, Transactions
 
 ALICE = Principal(user_id="alice", organization_id="org-a", role=Role.ADMIN, email="a@a.io")
 BOB = Principal(user_id="bob", organization_id="org-b", role=Role.ADMIN, email="b@b.io")
@@ -39,10 +39,10 @@ def command(title: str = "Planning day", day: int = 1) -> CreateEvent:
 
 async def test_created_event_is_persisted_on_commit(tx: Transactions):
     async with tx() as t:
-        view = await handlers.create_event(command(), EventsUnitOfWork(t), ALICE)
+        view = await handlers.create_event(command(), EventsUnitOfWork(t, BUS), ALICE)
 
     async with tx() as t:
-        stored = await EventsUnitOfWork(t).events.get(view.id, "org-a")
+        stored = await EventsUnitOfWork(t, BUS).events.get(view.id, "org-a")
     assert stored is not None
     assert stored.organization_id == "org-a"
     assert stored.start_date == datetime(2026, 9, 1, 9, tzinfo=UTC)
@@ -50,7 +50,7 @@ async def test_created_event_is_persisted_on_commit(tx: Transactions):
 
 async def test_another_tenants_event_is_not_found_by_any_handler(tx: Transactions):
     async with tx() as t:
-        view = await handlers.create_event(command(), EventsUnitOfWork(t), ALICE)
+        view = await handlers.create_event(command(), EventsUnitOfWork(t, BUS), ALICE)
 
     attempts: list[Callable[[EventsUnitOfWork], Awaitable[object]]] = [
         lambda uow: handlers.find_event(FindEvent(event_id=view.id), uow, BOB),
@@ -60,21 +60,21 @@ async def test_another_tenants_event_is_not_found_by_any_handler(tx: Transaction
     for attempt in attempts:
         async with tx() as t:
             with pytest.raises(EventNotFound):
-                await attempt(EventsUnitOfWork(t))
+                await attempt(EventsUnitOfWork(t, BUS))
 
     async with tx() as t:
-        assert await EventsUnitOfWork(t).events.get(view.id, "org-a") is not None
+        assert await EventsUnitOfWork(t, BUS).events.get(view.id, "org-a") is not None
 
 
 async def test_list_is_scoped_to_tenant_and_to_own_events_for_users(tx: Transactions):
     async with tx() as t:
-        uow = EventsUnitOfWork(t)
+        uow = EventsUnitOfWork(t, BUS)
         await handlers.create_event(command("Alice one", 1), uow, ALICE)
         await handlers.create_event(command("Carol one", 2), uow, CAROL)
         await handlers.create_event(command("Bob one", 3), uow, BOB)
 
     async with tx() as t:
-        uow = EventsUnitOfWork(t)
+        uow = EventsUnitOfWork(t, BUS)
         admin_page = await handlers.list_events(ListEvents(), uow, ALICE)
         user_page = await handlers.list_events(ListEvents(), uow, CAROL)
         other_page = await handlers.list_events(ListEvents(), uow, BOB)
@@ -88,7 +88,7 @@ async def test_list_is_scoped_to_tenant_and_to_own_events_for_users(tx: Transact
 async def test_failed_transaction_leaves_nothing_behind(tx: Transactions):
     with pytest.raises(RuntimeError):
         async with tx() as t:
-            await handlers.create_event(command(), EventsUnitOfWork(t), ALICE)
+            await handlers.create_event(command(), EventsUnitOfWork(t, BUS), ALICE)
             raise RuntimeError("crash after the write, before commit")
 
     async with tx() as t:
@@ -97,11 +97,11 @@ async def test_failed_transaction_leaves_nothing_behind(tx: Transactions):
 
 async def test_delete_removes_the_row(tx: Transactions):
     async with tx() as t:
-        view = await handlers.create_event(command(), EventsUnitOfWork(t), CAROL)
+        view = await handlers.create_event(command(), EventsUnitOfWork(t, BUS), CAROL)
     async with tx() as t:
-        await handlers.delete_event(DeleteEvent(event_id=view.id), EventsUnitOfWork(t), CAROL)
+        await handlers.delete_event(DeleteEvent(event_id=view.id), EventsUnitOfWork(t, BUS), CAROL)
     async with tx() as t:
-        assert await EventsUnitOfWork(t).events.get(view.id, "org-a") is None
+        assert await EventsUnitOfWork(t, BUS).events.get(view.id, "org-a") is None
 
 
 @pytest.mark.parametrize("cap", [1, 1000])
@@ -112,7 +112,7 @@ async def test_search_answers_the_same_through_the_index_or_a_scan(
     index; either way (and on PostgreSQL) the page, the order and the total are the same."""
     monkeypatch.setattr(repository, "_INDEXED_SEARCH_MAX_MATCHES", cap)
     async with tx() as t:
-        uow = EventsUnitOfWork(t)
+        uow = EventsUnitOfWork(t, BUS)
         for n, title in enumerate(["Budget review", "Review of budgets", "Offsite"]):
             await handlers.create_event(command(title, n + 1), uow, ALICE)
         await handlers.create_event(command("Budget for org B", 1), uow, BOB)
@@ -120,7 +120,7 @@ async def test_search_answers_the_same_through_the_index_or_a_scan(
     async with tx() as t:
         found = await handlers.list_events(
             ListEvents(search="BUDGET", sort_by="startDate", sort_order="desc"),
-            EventsUnitOfWork(t),
+            EventsUnitOfWork(t, BUS),
             ALICE,
         )
 

@@ -19,6 +19,7 @@ from app.modules.events.contracts import CreateEvent, EventChanges, EventStatus,
 from app.modules.events.model import Event
 from app.modules.events.uow import EventsUnitOfWork
 from app.storage.connect import open_database
+from tests.modules.conftest import BUS, handling
 
 S = EventStatus
 ALLOWED = {
@@ -145,15 +146,18 @@ async def _check_pages(
         start = datetime(2026, 9, 1, 9, tzinfo=UTC)
         created: dict[str, str] = {}
         async with database.transaction(write=True) as t:
-            for day, title, who in data:
-                command = CreateEvent(
-                    title=title,
-                    description="Random event here.",
-                    start_date=start + timedelta(days=day),
-                    end_date=start + timedelta(days=day, hours=1),
-                )
-                view = await handlers.create_event(command, EventsUnitOfWork(t), people[who])
-                created[view.id] = who
+            with handling(t):
+                for day, title, who in data:
+                    command = CreateEvent(
+                        title=title,
+                        description="Random event here.",
+                        start_date=start + timedelta(days=day),
+                        end_date=start + timedelta(days=day, hours=1),
+                    )
+                    view = await handlers.create_event(
+                        command, EventsUnitOfWork(t, BUS), people[who]
+                    )
+                    created[view.id] = who
         viewer = Principal(
             user_id=people["creator"].user_id, organization_id=org, role=role, email="v@o.io"
         )
@@ -165,7 +169,7 @@ async def _check_pages(
             async with database.transaction(write=True) as t:
                 result = await handlers.list_events(
                     ListEvents(page=page, limit=limit, sort_by=sort_by, sort_order=order),  # type: ignore[arg-type]
-                    EventsUnitOfWork(t),
+                    EventsUnitOfWork(t, BUS),
                     viewer,
                 )
             seen += [e.id for e in result.data]
