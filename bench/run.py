@@ -22,7 +22,10 @@ Scenarios (see bench/RESULTS.md for the targets):
 - get: authenticated GET /events/{id} (the real app) versus raw aiosqlite in bare Litestar;
 - post: POST /events without and with Idempotency-Key versus a raw aiosqlite insert + commit;
 - search: GET /events?limit=20&search=... over 100k events, one connection;
-- burst: GET /events/{id} while 16 clients log in, versus the same GET alone.
+- burst: GET /events/{id} while 16 clients log in, versus the same GET alone;
+- submit: POST /events/{id}/submit, which writes its history entry and emits a notification
+  that the audit module enters, versus the same command before notifications existed (the
+  commit NOTIFICATIONS_BASELINE, or `--baseline`); and the audit log's lag under that load.
 
 `--baseline REF` also runs the app as it was at a git commit (extracted with `git archive`, run
 with this environment's packages) beside this tree's, interleaved, in ping, get and post: the
@@ -82,6 +85,9 @@ BODY = json.dumps(
         "endDate": "2027-09-01T10:00:00Z",
     }
 )
+
+NOTIFICATIONS_BASELINE = "a92fb2d"
+"""The last commit before notifications: its submit changes the event and nothing else."""
 
 SERVE_FLAGS = (
     "--host",
@@ -588,7 +594,64 @@ def add_events(database: Path, count: int, *, needle_every: int = 1000) -> None:
             )
         )
     with sqlite3.connect(database) as db:
-        db.executemany("INSERT INTO events_events VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+        db.executemany(
+            "INSERT INTO events_events (id, organization_id, created_by_id, title, description, "
+            "location, start_date, end_date, status, rejection_reason, created_at, updated_at) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            rows,
+        )
+
+
+def draft_ids(database: Path) -> list[str]:
+    with sqlite3.connect(database) as db:
+        rows = db.execute(
+            "SELECT id FROM events_events WHERE status = 'DRAFT' AND created_by_id = ? "
+            "AND title LIKE 'Generated event %' ORDER BY id",
+            (USER,),
+        ).fetchall()
+    return [str(row[0]) for row in rows]
+
+
+SUBMIT_LUA = """
+local ids = {{{ids}}}
+local counter = 0
+wrk.method = "POST"
+wrk.headers["Authorization"] = "Bearer {token}"
+request = function()
+  counter = counter + 1
+  return wrk.format(nil, "/events/" .. ids[(counter - 1) % #ids + 1] .. "/submit")
+end
+"""
+
+
+def submit_script(folder: Path, token: str, ids: list[str]) -> Path:
+    """Each request submits the next of `ids` (DRAFT events of the user): one wrk run must not
+    send more requests than there are ids, or the rest are 409s (counted as errors)."""
+    script = folder / f"{uuid.uuid4().hex}.lua"
+    script.write_text(SUBMIT_LUA.format(ids=",".join(f'"{i}"' for i in ids), token=token))
+    return script
+
+
+def until_relayed(database: Path) -> None:
+    """Until the outbox has nothing unpublished (at most 30 s)."""
+    for _ in range(300):
+        with sqlite3.connect(database) as db:
+            (waiting,) = db.execute(
+                "SELECT count(*) FROM events_outbox WHERE published_at IS NULL"
+            ).fetchone()
+        if not waiting:
+            return
+        time.sleep(0.1)
+
+
+def audit_lag(database: Path) -> list[float]:
+    """Seconds from each audited submit's change to its audit entry (recorded_at - at)."""
+    with sqlite3.connect(database) as db:
+        rows = db.execute(
+            "SELECT at, recorded_at FROM audit_entries WHERE action = 'event.submitted'"
+        ).fetchall()
+    parse = datetime.fromisoformat
+    return [(parse(b) - parse(a)).total_seconds() for a, b in rows]
 
 
 def scenario_bus(report: Report) -> None:
@@ -830,12 +893,73 @@ def scenario_burst(report: Report, folder: Path) -> None:
     report.target("GET p99 during the burst <= 2x without", f"{ratio:.2f}x", ratio <= 2)
 
 
+def scenario_submit(report: Report, folder: Path) -> None:
+    """The emitted notification's cost: submit in this tree (the history entry, the outbox row,
+    the relay and the audit module's entry, all in this process) against the same command at
+    the commit before notifications."""
+    database = migrated_database(folder, "submit")
+    runs, seconds = report.args.runs, report.args.seconds
+    per_run = 4000 * seconds  # more than one run can submit (wrk -c16 here: ~1,500/s)
+    needed = per_run * (runs + 1)
+    add_events(database, needed)
+    baseline = report.baseline or extract(NOTIFICATIONS_BASELINE, folder / "before-notifications")
+    name = report.args.baseline or NOTIFICATIONS_BASELINE
+    project, before = (
+        Sample("EventBoard (history + notification + audit)"),
+        Sample(f"EventBoard at {name} (no notifications)"),
+    )
+    then_db = folder / "submit-baseline.db"
+    with (
+        server("app.main:app", app_env(database)) as app,
+        server("app.main:app", app_env(then_db), tree=baseline) as old,
+    ):
+        add_events(then_db, needed)
+        targets = [
+            (project, app, draft_ids(database), login(app.url)),
+            (before, old, draft_ids(then_db), login(old.url)),
+        ]
+        for run in range(runs + 1):  # the first is the warm-up
+            shift = run % len(targets)
+            for sample, target, ids, token in targets[shift:] + targets[:shift]:
+                chunk = ids[run * per_run : (run + 1) * per_run]
+                script = submit_script(folder, token, chunk)
+                load = wrk(
+                    f"{target.url}/events/{chunk[0]}/submit",
+                    script,
+                    connections=16,
+                    seconds=seconds if run else 2,
+                    pids=target.pids,
+                )
+                if run:
+                    sample.loads.append(load)
+        until_relayed(database)  # every entry's lag is measured below
+    lags = sorted(audit_lag(database))
+    p99 = lags[int(len(lags) * 0.99) - 1] if lags else float("inf")
+    report.table(
+        "submit: POST /events/{id}/submit, 16 connections",
+        [project, before],
+        f"Audit lag under this load (an entry's recorded_at - at, {len(lags):,} entries): "
+        f"p50 {statistics.median(lags) * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms, "
+        f"max {lags[-1] * 1000:.0f} ms."
+        if lags
+        else "No audit entry was recorded.",
+    )
+    ratio = (project.cpu_us or 0) / (before.cpu_us or 1)
+    report.target(
+        f"submit CPU per request with its notification <= 1.15x without ({name})",
+        f"{ratio:.2f}x",
+        ratio <= 1.15,
+    )
+    report.target("audit lag p99 under load < 1 s", f"{p99 * 1000:.0f} ms", p99 < 1.0)
+
+
 HTTP_SCENARIOS = {
     "ping": scenario_ping,
     "get": scenario_get,
     "post": scenario_post,
     "search": scenario_search,
     "burst": scenario_burst,
+    "submit": scenario_submit,
 }
 
 

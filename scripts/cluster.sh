@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# A local cluster: the gateway on :3000 (PORT=), two events workers and one auth worker (their
-# /metrics on :3101-3103), on the local PostgreSQL and NATS. It says "cluster up" once /health counts a worker for every module.
+# A local cluster: the gateway on :3000 (PORT=), two events workers, one auth worker and one audit
+# worker (their /metrics on :3101-3104), on the local PostgreSQL and NATS (with JetStream, for
+# notifications). It says "cluster up" once /health counts a worker for every module.
 # Ctrl+C stops everything. Logs and pid files are in data/cluster/.
 #
 #   make cluster                                 # or: make cluster PORT=3100
@@ -62,10 +63,11 @@ for _ in $(seq 1 150); do  # the gateway migrates and seeds before the workers s
   curl -sf -o /dev/null "$GATEWAY/health/live" && break
   sleep 0.2
 done
-# Each worker serves its own /metrics and probes: on PORT+101, +102, +103 (3101-3103 by default).
+# Each worker serves its own /metrics and probes: on PORT+101 to +104 (3101-3104 by default).
 start events-1 env METRICS_PORT=$((PORT + 101)) $PY -m app.worker events  # env execs: same pid
 start events-2 env METRICS_PORT=$((PORT + 102)) $PY -m app.worker events
 start auth-1 env METRICS_PORT=$((PORT + 103)) $PY -m app.worker auth
+start audit-1 env METRICS_PORT=$((PORT + 104)) $PY -m app.worker audit
 # /health is 200 once every module has a worker answering (it is 503 "degraded" until then).
 for _ in $(seq 1 300); do
   if curl -sf -o /dev/null "$GATEWAY/health"; then
