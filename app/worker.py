@@ -22,7 +22,7 @@ from nats.aio.client import Client
 from app import startup, telemetry
 from app.bootstrap import build_bus, start_notifying
 from app.bus.transports.local import LocalTransport
-from app.bus.transports.nats_connection import NatsServer, Subjects, connect
+from app.bus.transports.nats_connection import NatsServer, Subjects, close, connect
 from app.bus.transports.nats_server import ModuleServer
 from app.logging import configure_logging
 from app.settings import MODULES, Settings, SettingsError
@@ -67,7 +67,7 @@ async def serve(modules: list[str], settings: Settings, stop: asyncio.Event) -> 
     for server in servers:
         await server.drain(settings.shutdown_grace_seconds)
     await notifying.drain(settings.shutdown_grace_seconds)
-    await client.close()
+    await close(client)
     if port is not None:
         port.stop()
     await database.close()

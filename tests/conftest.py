@@ -148,7 +148,7 @@ async def nats_workers(settings: Settings, count: int = 1) -> AsyncIterator[list
     from app.bootstrap import build_bus, start_notifying
     from app.bus.transports.jetstream import stream_name
     from app.bus.transports.local import LocalTransport
-    from app.bus.transports.nats_connection import NatsServer, Subjects, connect
+    from app.bus.transports.nats_connection import NatsServer, Subjects, close, connect
     from app.bus.transports.nats_server import ModuleServer
     from app.storage.connect import open_database
 
@@ -176,7 +176,7 @@ async def nats_workers(settings: Settings, count: int = 1) -> AsyncIterator[list
             await server.drain(5)
         for side in notifying:
             await side.drain(5)
-        if clients:  # the test deployment's stream goes with it
+        if clients and clients[0].is_connected:  # the test deployment's stream goes with it
             with contextlib.suppress(Exception):
                 await (
                     clients[0]
@@ -184,7 +184,7 @@ async def nats_workers(settings: Settings, count: int = 1) -> AsyncIterator[list
                     .delete_stream(stream_name(Subjects(settings.nats_subject_prefix)))
                 )
         for client in clients:
-            await client.close()
+            await close(client)
         for database in databases:
             await database.close()
 

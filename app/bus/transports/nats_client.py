@@ -25,7 +25,7 @@ from nats.aio.client import Client
 
 from app.bus import codec
 from app.bus.envelope import Outcome, module_of
-from app.bus.transports.nats_connection import PRESENT, NatsServer, Subjects, connect
+from app.bus.transports.nats_connection import PRESENT, NatsServer, Subjects, close, connect
 from app.errors import Timeout, Unavailable
 
 if TYPE_CHECKING:
@@ -79,7 +79,7 @@ class NatsTransport:
             self._census.cancel()
             await asyncio.gather(self._census, return_exceptions=True)
         if self._client is not None:
-            await self._client.close()
+            await close(self._client)
 
     async def take_census(self) -> None:
         counts = await asyncio.gather(*(self._count(module) for module in self._modules))

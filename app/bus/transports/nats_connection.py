@@ -125,3 +125,12 @@ async def connect(server: NatsServer, name: str) -> Client:
     )
     closing.append(client)
     return client
+
+
+async def close(client: Client) -> None:
+    """Close a connection, also when NATS is gone at that moment: what was buffered for it
+    (a pull request, a publish) cannot be flushed, and that is no error of the process."""
+    try:
+        await client.close()
+    except (ConnectionError, nats.errors.Error) as exc:
+        logger.bind(error=type(exc).__name__).warning("NATS connection closed with data unsent")
