@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -158,9 +159,11 @@ mark them; how many it published (0 when none were left)."""
 class Relay:
     """Publishes the outboxes of the modules this process serves, after their commands commit.
 
-    `wake()` (called when a command that emitted has committed) runs it at once; otherwise it
-    looks every `poll` seconds. A failed pass (database or NATS unreachable) is logged and tried
-    again at the next poll: rows stay in the outbox until they are published."""
+    `wake(module)` (called when a command of this process that emitted has committed) runs it
+    for that module's outbox `GATHER` later; at least every `poll` seconds, also under constant
+    wake-ups, it looks at every outbox (rows of other processes, of the CLI, of a crash). A
+    failed pass (database or NATS unreachable) is logged and tried again: rows stay in the
+    outbox until they are published."""
 
     def __init__(
         self, outboxes: Sequence[Outbox], publish: Publish, *, database: Database, poll: float
@@ -186,19 +189,18 @@ class Relay:
             self._task = asyncio.create_task(self._run(), name="outbox relay")
 
     async def _run(self) -> None:
-        everything = True
+        looked = 0.0
         while not self._stopping:
             self._wake.clear()
-            if everything:
+            if time.monotonic() - looked >= self._poll:  # the poll: anyone's rows, everywhere
+                looked = time.monotonic()
+                self._take_dirty()
                 await self.run_once()
-            else:
+            else:  # woken by this process's commits: their outboxes, a moment later
                 await asyncio.sleep(GATHER)
                 await self.run_once(self._take_dirty())
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._poll)
-                everything = False
-            except TimeoutError:
-                everything = True  # the poll: anyone's rows, in every outbox
         await self.run_once()  # the last pass: what committed while the previous one ran
 
     def _take_dirty(self) -> set[str]:
