@@ -214,7 +214,6 @@ class Notifying:
 
     relay: Relay
     consumers: list[JetStreamConsumer]
-    groups: list[Subscribers]
 
     async def drain(self, grace: float) -> None:
         """On SIGTERM, after the commands: the relay publishes what has committed and stops;
@@ -262,7 +261,7 @@ def start_notifying(
     relay = Relay(outboxes, publish, database=database, poll=settings.notification_poll_seconds)
     parts.committed.listeners.append(relay.wake)
     relay.start()
-    return Notifying(relay, consumers, groups)
+    return Notifying(relay, consumers)
 
 
 def purges(

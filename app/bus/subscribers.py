@@ -145,10 +145,6 @@ class Subscribers:
             )
         self._subscriptions[subscription.pattern] = subscription
 
-    @property
-    def patterns(self) -> frozenset[str]:
-        return frozenset(self._subscriptions)
-
     def takes(self, pattern: str) -> bool:
         return pattern in self._subscriptions
 

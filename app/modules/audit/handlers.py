@@ -12,23 +12,10 @@ from app.identity import Principal, Role
 from app.modules.audit.contracts import AuditPage, ListAudit, NotAdmin
 from app.modules.audit.repository import COLUMNS
 from app.modules.audit.uow import AuditUnitOfWork
+from app.modules.auth.contracts import ACTIONS as AUTH_ACTIONS
 from app.modules.auth.contracts import MemberJoined, MemberNotification, OrganizationCreated
+from app.modules.events.contracts import ACTIONS as EVENT_ACTIONS
 from app.modules.events.contracts import EventNotification
-
-EVENT_ACTIONS: dict[str, Action] = {
-    "events.created": "event.created",
-    "events.updated": "event.updated",
-    "events.submitted": "event.submitted",
-    "events.approved": "event.approved",
-    "events.rejected": "event.rejected",
-    "events.deleted": "event.deleted",
-}
-MEMBER_ACTIONS: dict[str, Action] = {
-    "auth.memberJoined": "member.joined",
-    "auth.memberRoleChanged": "member.role_changed",
-    "auth.memberDeactivated": "member.deactivated",
-    "auth.memberReactivated": "member.reactivated",
-}
 
 
 async def event_changed(notification: EventNotification, delivery: Delivery) -> None:
@@ -52,7 +39,7 @@ async def member_changed(notification: MemberNotification, delivery: Delivery) -
     await _enter(
         delivery,
         organization_id=notification.organization_id,
-        action=MEMBER_ACTIONS[delivery.notification.pattern],
+        action=AUTH_ACTIONS[delivery.notification.pattern],
         subject_type="member",
         subject_id=notification.member_id,
         changes=changes,
@@ -63,7 +50,7 @@ async def organization_created(notification: OrganizationCreated, delivery: Deli
     await _enter(
         delivery,
         organization_id=notification.organization_id,
-        action="organization.created",
+        action=AUTH_ACTIONS[delivery.notification.pattern],
         subject_type="organization",
         subject_id=notification.organization_id,
         changes={"name": Change(from_=None, to=notification.name)},

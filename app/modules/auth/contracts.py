@@ -10,6 +10,7 @@ from msgspec import Meta
 
 from app.bus.contracts import (
     SPACE,
+    Action,
     Change,
     Command,
     Conditional,
@@ -253,6 +254,14 @@ TOPICS = (
     MEMBER_DEACTIVATED,
     MEMBER_REACTIVATED,
 )
+ACTIONS: dict[str, Action] = {
+    ORGANIZATION_CREATED.name: "organization.created",
+    MEMBER_JOINED.name: "member.joined",
+    MEMBER_ROLE_CHANGED.name: "member.role_changed",
+    MEMBER_DEACTIVATED.name: "member.deactivated",
+    MEMBER_REACTIVATED.name: "member.reactivated",
+}
+"""The audit action of each notification."""
 """The operator's commands (the `eventboard` CLI): refused to anyone else."""
 
 

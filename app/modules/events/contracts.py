@@ -10,6 +10,7 @@ from msgspec import UNSET, Meta, UnsetType
 
 from app.bus.contracts import (
     YEARS,
+    Action,
     Change,
     Command,
     Conditional,
@@ -230,6 +231,15 @@ TOPICS = (
     EVENT_REJECTED,
     EVENT_DELETED,
 )
+ACTIONS: dict[str, Action] = {
+    EVENT_CREATED.name: "event.created",
+    EVENT_UPDATED.name: "event.updated",
+    EVENT_SUBMITTED.name: "event.submitted",
+    EVENT_APPROVED.name: "event.approved",
+    EVENT_REJECTED.name: "event.rejected",
+    EVENT_DELETED.name: "event.deleted",
+}
+"""The history and audit action of each notification."""
 
 
 # Views

@@ -13,20 +13,10 @@ import msgspec
 from app.bus.bus import Bus
 from app.bus.contracts import Change, Topic
 from app.identity import Principal
-from app.modules.events.contracts import EventStatus
+from app.modules.events.contracts import ACTIONS, EventStatus
 from app.modules.events.model import Event
 from app.modules.events.repository import EventRepository, HistoryRepository
 from app.storage.port import Transaction
-
-ACTIONS = {
-    "events.created": "event.created",
-    "events.updated": "event.updated",
-    "events.submitted": "event.submitted",
-    "events.approved": "event.approved",
-    "events.rejected": "event.rejected",
-    "events.deleted": "event.deleted",
-}
-"""A topic's history (and audit) action."""
 
 
 class EventsUnitOfWork:
