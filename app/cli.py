@@ -27,6 +27,7 @@ from app.bootstrap import build_bus, sending_side, start_notifying
 from app.bus.bus import Bus
 from app.bus.contracts import Command
 from app.bus.idempotency import purge_expired
+from app.bus.subscribers import Subscribers
 from app.errors import AppError
 from app.identity import Principal, Role
 from app.logging import configure_logging
@@ -243,6 +244,17 @@ def purge_idempotency() -> None:
     click.echo(f"purged {_run(work)} expired idempotency keys")
 
 
+@asynccontextmanager
+async def _subscribers(settings: Settings) -> AsyncIterator[tuple[Database, list[Subscribers]]]:
+    """The database and every module's subscribers, as the app registers them."""
+    async with _storage(settings) as database:
+        parts = build_bus(settings, database)
+        try:
+            yield database, list(parts.bus.subscribers.values())
+        finally:
+            parts.close()
+
+
 @main.group("dead-letters")
 def dead_letters() -> None:
     """Notifications a subscriber failed on every attempt (also counted in /health)."""
@@ -254,11 +266,10 @@ def list_dead_letters(limit: int) -> None:
     """One JSON line per dead letter, oldest first."""
 
     async def work(settings: Settings) -> list[dict[str, Any]]:
-        async with _storage(settings) as database:
-            bus = build_bus(settings, database).bus
+        async with _subscribers(settings) as (database, groups):
             return [
                 {
-                    "subscriber": module,
+                    "subscriber": group.module,
                     "id": letter.id,
                     "pattern": letter.pattern,
                     "attempts": letter.attempts,
@@ -266,7 +277,7 @@ def list_dead_letters(limit: int) -> None:
                     "error": letter.error,
                     "notification": msgspec.json.decode(letter.body),
                 }
-                for module, group in bus.subscribers.items()
+                for group in groups
                 for letter in await group.dead_letters(database, limit)
             ]
 
@@ -285,9 +296,8 @@ def replay_dead_letters(ids: tuple[str, ...], everything: bool) -> None:
 
     async def work(settings: Settings) -> list[tuple[str, str]]:
         outcomes: list[tuple[str, str]] = []
-        async with _storage(settings) as database:
-            bus = build_bus(settings, database).bus
-            for group in bus.subscribers.values():
+        async with _subscribers(settings) as (database, groups):
+            for group in groups:
                 parked = [d.id for d in await group.dead_letters(database, 1_000_000)]
                 for letter in parked if everything else [i for i in ids if i in parked]:
                     try:

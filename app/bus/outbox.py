@@ -256,7 +256,7 @@ async def oldest_age(database: Database, outbox: Outbox) -> float:
         row = await tx.fetch_one(outbox.oldest)
     if row is None or row[0] is None:
         return 0.0
-    oldest = row[0] if isinstance(row[0], datetime) else datetime.fromisoformat(row[0] + "+00:00")
+    oldest: datetime = row[0]  # a UTC datetime on both drivers
     return max(0.0, (utcnow() - oldest).total_seconds())
 
 

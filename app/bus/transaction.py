@@ -27,14 +27,16 @@ class TransactionMiddleware:
     async def __call__(self, context: Context, call_next: HandleNext) -> Outcome:
         async with self._database.transaction(write=not context.read_only) as tx:
             context.tx = tx
-            handling = HANDLING.set(context)
+            # Where `bus.emit` writes; a read emits nothing, so it is not marked (the hot path).
+            handling = None if context.read_only else HANDLING.set(context)
             try:
                 outcome = await call_next(context)
                 if context.before_commit:
                     for hook in context.before_commit:
                         await hook(tx, outcome)
             finally:
-                HANDLING.reset(handling)
+                if handling is not None:
+                    HANDLING.reset(handling)
                 context.tx = None
         if context.emitted is not None and self._committed is not None:
             self._committed(context.emitted)

@@ -4,6 +4,7 @@ change nothing, and a notification that keeps failing is parked and can be repla
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -13,11 +14,12 @@ from typing import Any
 import msgspec
 import pytest
 from prometheus_client import REGISTRY
-from sqlalchemy import TextClause, text
+from sqlalchemy import text
 
 from app.bootstrap import BusParts, Notifying, build_bus, purges, start_notifying
 from app.bus.bus import Bus, Policy
-from app.bus.outbox import decode
+from app.bus.outbox import Outbox, Relay, decode
+from app.bus.subscribers import LocalDelivery, backoff
 from app.bus.transports.local import LocalTransport
 from app.clock import utcnow
 from app.errors import AppError
@@ -36,7 +38,7 @@ from app.settings import Fault, Settings
 from app.storage.connect import open_database
 from app.storage.engine import create_engine, upgrade_to_head
 from app.storage.port import Database, Query
-from tests.conftest import both_databases, make_settings
+from tests.conftest import both_databases
 
 db_backend = both_databases
 
@@ -57,11 +59,7 @@ class Running:
 
     async def rows(self, sql: str) -> list[Any]:
         async with self.database.transaction(write=False) as tx:
-            return await tx.fetch_all(Query(_text(sql)))
-
-
-def _text(sql: str) -> TextClause:
-    return text(sql)
+            return await tx.fetch_all(Query(text(sql)))
 
 
 @asynccontextmanager
@@ -257,12 +255,12 @@ async def test_published_rows_and_inbox_records_are_purged_after_their_retention
         old = utcnow() - timedelta(hours=2)
         async with app.database.transaction(write=True) as tx:
             await tx.execute(
-                Query(_text("UPDATE events_outbox SET published_at = :old WHERE seq = 1")),
+                Query(text("UPDATE events_outbox SET published_at = :old WHERE seq = 1")),
                 {"old": old},
             )
             await tx.execute(
                 Query(
-                    _text(
+                    text(
                         "UPDATE audit_inbox SET received_at = :old "
                         "WHERE id = (SELECT min(id) FROM audit_inbox)"
                     )
@@ -277,6 +275,38 @@ async def test_published_rows_and_inbox_records_are_purged_after_their_retention
     assert inbox[0][0] == 2
 
 
-@pytest.fixture
-def settings(database_url: str) -> Settings:
-    return make_settings(database_url)
+async def test_the_outbox_lag_shows_how_long_the_oldest_unpublished_notification_waits(
+    settings: Settings,
+):
+    """A relay that cannot publish (NATS away) keeps the rows and reports their age; once it
+    publishes again, the lag is 0."""
+    async with running(quick(settings), relay=False) as app:
+        await approved_event(app.bus)
+        outbox = app.bus.outboxes["events"]
+        lag = REGISTRY.get_sample_value
+
+        async def unreachable(_: Outbox, __: int) -> int:
+            raise ConnectionError("NATS is away")
+
+        failing = Relay([outbox], unreachable, database=app.database, poll=60)
+        await failing.run_once()
+        waiting = lag("eventboard_outbox_lag_seconds", {"module": "events"})
+        unpublished = await app.rows("SELECT id FROM events_outbox WHERE published_at IS NULL")
+        healthy = Relay(
+            [outbox],
+            LocalDelivery(
+                app.database,
+                list(app.bus.subscribers.values()),
+                attempts=1,
+                delay=backoff(0.01),
+                sleep=asyncio.sleep,
+            ),
+            database=app.database,
+            poll=60,
+        )
+        await healthy.run_once()
+        caught_up = lag("eventboard_outbox_lag_seconds", {"module": "events"})
+
+    assert len(unpublished) == 3
+    assert waiting is not None and waiting > 0
+    assert caught_up == 0
