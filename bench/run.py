@@ -28,8 +28,9 @@ Scenarios (see bench/RESULTS.md for the targets):
   commit NOTIFICATIONS_BASELINE, or `--baseline`); and the audit log's lag under that load.
 
 `--baseline REF` also runs the app as it was at a git commit (extracted with `git archive`, run
-with this environment's packages) beside this tree's, interleaved, in ping, get and post: the
-way to show a change costs nothing, on a machine too noisy to compare separate runs.
+with this environment's packages) beside this tree's, interleaved, in ping, get and post (and in
+submit, in place of NOTIFICATIONS_BASELINE): the way to show a change costs nothing, on a
+machine too noisy to compare separate runs.
 """
 
 from __future__ import annotations
@@ -378,8 +379,9 @@ OWNERS = (
     ("prometheus-client", r"prometheus_client/"),
     ("edge (correlation, metrics, log fields)", r"app/gateway/(edge|exchange)\.py"),
     ("gateway (auth, validation, controllers)", r"app/gateway/"),
+    ("notifications (outbox, relay, subscribers)", r"app/bus/(outbox|subscribers)\.py"),
     ("bus (send and handle sides, middleware)", r"app/bus/"),
-    ("database (statements, SQLite)", r"app/database\.py|sqlite3"),
+    ("database (statements, SQLite)", r"app/storage/|sqlite3"),
     ("module (handler, model, view)", r"app/modules/"),
     ("msgspec", r"msgspec"),
     ("Litestar (routing, request, response)", r"litestar/"),
@@ -900,7 +902,7 @@ def scenario_submit(report: Report, folder: Path) -> None:
     database = migrated_database(folder, "submit")
     runs, seconds = report.args.runs, report.args.seconds
     per_run = 4000 * seconds  # more than one run can submit (wrk -c16 here: ~1,500/s)
-    needed = per_run * (runs + 1)
+    needed = per_run * (runs + 2)  # a warm-up, the runs, and one for --profile
     add_events(database, needed)
     baseline = report.baseline or extract(NOTIFICATIONS_BASELINE, folder / "before-notifications")
     name = report.args.baseline or NOTIFICATIONS_BASELINE
@@ -932,8 +934,26 @@ def scenario_submit(report: Report, folder: Path) -> None:
                 )
                 if run:
                     sample.loads.append(load)
-        until_relayed(database)  # every entry's lag is measured below
-    lags = sorted(audit_lag(database))
+        until_relayed(database)
+        lags = sorted(audit_lag(database))  # of the measured runs only, not of a profiled one
+        if report.args.profile:
+            chunk = targets[0][2][(runs + 1) * per_run :]
+            script = submit_script(folder, targets[0][3], chunk)
+            url = f"{app.url}/events/{chunk[0]}/submit"
+            then_ids = targets[1][2][(runs + 1) * per_run :]
+            then_script = submit_script(folder, targets[1][3], then_ids)
+            report.profiles(
+                "submit",
+                [
+                    ("EventBoard", *_profiled(app, url, script, report, 16)),
+                    (
+                        f"at {name}",
+                        *_profiled(
+                            old, f"{old.url}/events/{then_ids[0]}/submit", then_script, report, 16
+                        ),
+                    ),
+                ],
+            )
     p99 = lags[int(len(lags) * 0.99) - 1] if lags else float("inf")
     report.table(
         "submit: POST /events/{id}/submit, 16 connections",
