@@ -29,10 +29,14 @@ def _outbox(module: str) -> None:
         sa.Column("occurred_at", UTCDateTime(), nullable=False),
         sa.Column("published_at", UTCDateTime(), nullable=True),
         sa.PrimaryKeyConstraint("seq", name=op.f(f"pk_{module}_outbox")),
-        sa.UniqueConstraint("id", name=op.f(f"uq_{module}_outbox_id")),
     )
+    unpublished = sa.text("published_at IS NULL")
     op.create_index(
-        f"ix_{module}_outbox_published_at", f"{module}_outbox", ["published_at", "seq"]
+        f"ix_{module}_outbox_unpublished",
+        f"{module}_outbox",
+        ["seq"],
+        sqlite_where=unpublished,
+        postgresql_where=unpublished,
     )
 
 
@@ -81,12 +85,13 @@ def upgrade() -> None:
     op.create_index("ix_audit_entries_org_at", "audit_entries", ["organization_id", "at", "id"])
     op.create_table(
         "audit_inbox",
+        sa.Column("seq", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("id", sa.String(36), nullable=False),
         sa.Column("pattern", sa.String(64), nullable=False),
         sa.Column("received_at", UTCDateTime(), nullable=False),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_inbox")),
+        sa.PrimaryKeyConstraint("seq", name=op.f("pk_audit_inbox")),
+        sa.UniqueConstraint("id", name=op.f("uq_audit_inbox_id")),
     )
-    op.create_index(op.f("ix_audit_inbox_received_at"), "audit_inbox", ["received_at"])
     op.create_table(
         "audit_dead_letters",
         sa.Column("id", sa.String(36), nullable=False),
@@ -101,12 +106,11 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("audit_dead_letters")
-    op.drop_index(op.f("ix_audit_inbox_received_at"), table_name="audit_inbox")
     op.drop_table("audit_inbox")
     op.drop_index("ix_audit_entries_org_at", table_name="audit_entries")
     op.drop_table("audit_entries")
     op.drop_index("ix_events_history_org_event_at", table_name="events_history")
     op.drop_table("events_history")
     for module in ("auth", "events"):
-        op.drop_index(f"ix_{module}_outbox_published_at", table_name=f"{module}_outbox")
+        op.drop_index(f"ix_{module}_outbox_unpublished", table_name=f"{module}_outbox")
         op.drop_table(f"{module}_outbox")

@@ -39,6 +39,7 @@ from sqlalchemy import (
     func,
     insert,
     select,
+    text,
     update,
 )
 
@@ -63,13 +64,30 @@ def outbox_table(module: str) -> Table:
         f"{module}_outbox",
         Base.metadata,
         Column("seq", Integer, primary_key=True, autoincrement=True),
-        Column("id", String(36), nullable=False, unique=True),
+        Column("id", String(36), nullable=False),  # a UUIDv4; JetStream and inboxes key by it
         Column("pattern", String(64), nullable=False),
         Column("body", LargeBinary, nullable=False),  # the Notification, as MessagePack
         Column("occurred_at", UTCDateTime(), nullable=False),
         Column("published_at", UTCDateTime()),
-        Index(f"ix_{module}_outbox_published_at", "published_at", "seq"),
+        # Only the rows still to publish: marking one takes it out (no second index write),
+        # and the relay finds them in order. The purge goes by `seq` (see `purge_oldest`).
+        Index(
+            f"ix_{module}_outbox_unpublished",
+            "seq",
+            sqlite_where=text("published_at IS NULL"),
+            postgresql_where=text("published_at IS NULL"),
+        ),
     )
+
+
+def purge_oldest(table: Table, moment: Column[datetime]) -> Query:
+    """Delete, among the table's `:batch` oldest rows (by its `seq`, the primary key), those
+    whose `moment` is before `:cutoff`. Rows are written in `seq` order, so the expired ones are
+    at the front: no index on the moment to keep up on every write for a purge every few
+    minutes."""
+    seq = table.c.seq
+    oldest = select(seq).order_by(seq).limit(bindparam("batch")).scalar_subquery()
+    return Query(delete(table).where(seq.in_(oldest), moment < bindparam("cutoff")))
 
 
 class Outbox:
@@ -101,16 +119,7 @@ class Outbox:
         )
         """Marks every unpublished row up to `last`: only where the relay's write transaction
         excludes every other writer (SQLite), so no row below `last` can commit later."""
-        self.purge = Query(
-            delete(table).where(
-                c.seq.in_(
-                    select(c.seq)
-                    .where(c.published_at < bindparam("cutoff"))
-                    .limit(bindparam("batch"))
-                    .scalar_subquery()
-                )
-            )
-        )
+        self.purge = purge_oldest(table, c.published_at)
 
     async def add(self, tx: Transaction, notification: Notification[Any]) -> None:
         """The notification, stored in the emitting command's transaction (at commit at the
@@ -266,13 +275,14 @@ async def purge_published(database: Database, outbox: Outbox, retention: float) 
 
 
 async def purge_before(database: Database, purge: Query, cutoff: datetime) -> int:
-    """Run a purge statement (`:cutoff`, `:batch`) a batch per transaction until it is done."""
+    """Run a purge statement (`:cutoff`, `:batch`) a batch per transaction until one deletes
+    nothing."""
     purged = 0
     for _ in range(100_000):
         async with database.transaction(write=True, background=True) as tx:
             deleted = await tx.execute(purge, {"cutoff": cutoff, "batch": 1000})
         purged += deleted
-        if deleted < 1000:
+        if not deleted:
             break
     return purged
 

@@ -31,7 +31,14 @@ from sqlalchemy import Column, Integer, String, Table, Text, bindparam, delete, 
 
 from app import correlation
 from app.bus.envelope import Notification
-from app.bus.outbox import Outbox, Pending, decode, published_now, purge_before
+from app.bus.outbox import (
+    Outbox,
+    Pending,
+    decode,
+    published_now,
+    purge_before,
+    purge_oldest,
+)
 from app.clock import utcnow
 from app.metrics import metrics
 from app.storage.port import Database, Query, Transaction
@@ -44,9 +51,10 @@ def inbox_table(module: str) -> Table:
     return Table(
         f"{module}_inbox",
         Base.metadata,
-        Column("id", String(36), primary_key=True),
+        Column("seq", Integer, primary_key=True, autoincrement=True),  # the purge's order
+        Column("id", String(36), nullable=False, unique=True),
         Column("pattern", String(64), nullable=False),
-        Column("received_at", UTCDateTime(), nullable=False, index=True),
+        Column("received_at", UTCDateTime(), nullable=False),
     )
 
 
@@ -114,8 +122,9 @@ class Subscribers:
         self._subscriptions: dict[str, Subscription] = {}
         inbox = inbox_table(module)
         dead = dead_letter_table(module)
-        self._receive = Query(lambda d: insert_ignoring_conflicts(inbox, d))
-        self._record = Query(inbox.insert())
+        received: dict[str, Any] = {n: bindparam(n) for n in ("id", "pattern", "received_at")}
+        self._receive = Query(lambda d: insert_ignoring_conflicts(inbox, d).values(received))
+        self._record = Query(inbox.insert().values(received))
         self._park = Query(lambda d: insert_ignoring_conflicts(dead, d))
         self._dead = Query(
             select(dead.c.id, dead.c.pattern, dead.c.body, dead.c.error, dead.c.attempts)
@@ -126,16 +135,7 @@ class Subscribers:
         self._dead_one = Query(select(dead.c.body).where(dead.c.id == bindparam("id")))
         self._dead_count = Query(select(func.count()).select_from(dead))
         self._forget = Query(delete(dead).where(dead.c.id == bindparam("id")))
-        self._purge = Query(
-            delete(inbox).where(
-                inbox.c.id.in_(
-                    select(inbox.c.id)
-                    .where(inbox.c.received_at < bindparam("cutoff"))
-                    .limit(bindparam("batch"))
-                    .scalar_subquery()
-                )
-            )
-        )
+        self._purge = purge_oldest(inbox, inbox.c.received_at)
         self.faults: FaultHook | None = None
 
     def add(self, subscription: Subscription) -> None:
