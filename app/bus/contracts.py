@@ -25,6 +25,17 @@ LATEST = datetime(
     LAST_YEAR, 12, 31, 23, 59, 59, 999999, tzinfo=timezone(-timedelta(hours=23, minutes=59))
 )
 
+
+def moment(example: str | None = None) -> Meta:
+    """A date-time with a UTC offset, in the contracts' calendar (see `YEARS`)."""
+    return Meta(
+        tz=True,
+        extra={"message": "must be an ISO 8601 date-time with a UTC offset"},
+        extra_json_schema={"pattern": YEARS},
+        examples=[example] if example else None,
+    )
+
+
 NO_NUL = r"^[^\x00]*$"
 """Free text may hold any character but NUL, which PostgreSQL cannot store."""
 

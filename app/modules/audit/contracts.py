@@ -10,7 +10,6 @@ import msgspec
 from msgspec import Meta
 
 from app.bus.contracts import (
-    YEARS,
     Action,
     Command,
     Contract,
@@ -18,18 +17,11 @@ from app.bus.contracts import (
     PageMeta,
     PageNumber,
     PageSize,
+    moment,
 )
 from app.errors import Forbidden
 
-_At = Annotated[
-    datetime,
-    Meta(
-        tz=True,
-        extra={"message": "must be an ISO 8601 date-time with a UTC offset"},
-        extra_json_schema={"pattern": YEARS},
-        examples=["2026-06-15T09:00:00.000Z"],
-    ),
-]
+_At = Annotated[datetime, moment("2026-06-15T09:00:00.000Z")]
 
 
 ActorId = Annotated[

@@ -9,7 +9,6 @@ from typing import Annotated, Literal
 from msgspec import UNSET, Meta, UnsetType
 
 from app.bus.contracts import (
-    YEARS,
     Action,
     Change,
     Command,
@@ -23,6 +22,7 @@ from app.bus.contracts import (
     Timestamp,
     Topic,
     Uuid,
+    moment,
     text,
 )
 from app.errors import Conflict, Forbidden, NotFound
@@ -68,19 +68,9 @@ Search = Annotated[str, text("search", "at most 200 characters long", max_length
 EventId = str
 
 
-def _when(example: str | None = None) -> Meta:
-    """A date-time with a UTC offset, in the contracts' calendar (see `YEARS`)."""
-    return Meta(
-        tz=True,
-        extra={"message": "must be an ISO 8601 date-time with a UTC offset"},
-        extra_json_schema={"pattern": YEARS},
-        examples=[example] if example else None,
-    )
-
-
-When = Annotated[datetime, _when()]
-Start = Annotated[datetime, _when("2026-06-15T09:00:00.000Z")]
-End = Annotated[datetime, _when("2026-06-15T17:00:00.000Z")]
+When = Annotated[datetime, moment()]
+Start = Annotated[datetime, moment("2026-06-15T09:00:00.000Z")]
+End = Annotated[datetime, moment("2026-06-15T17:00:00.000Z")]
 
 
 # Commands
