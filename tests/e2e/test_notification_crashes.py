@@ -124,9 +124,10 @@ async def recorded(url: str) -> tuple[list[str], list[str], int, int]:
 
 
 async def caught_up(url: str) -> tuple[list[str], list[str], int]:
-    """Once the audit log has caught up with the history (at most 20 s): both, and the count of
+    """Once the audit log has caught up with the history (at most 40 s: what a killed worker had
+    in hand comes back after JetStream's ack_wait, 10 s): both, and the count of
     events whose version disagrees with their history."""
-    for _ in range(400):
+    for _ in range(800):
         history, audit, mismatched, unpublished = await recorded(url)
         if not unpublished and sorted(history) == sorted(audit):
             return history, audit, mismatched

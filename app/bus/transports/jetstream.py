@@ -33,8 +33,12 @@ from app.clock import utcnow
 from app.metrics import metrics
 from app.storage.port import Database
 
-ACK_WAIT = 30.0
-"""Seconds a delivered notification may go unacknowledged before JetStream redelivers it."""
+ACK_WAIT = 10.0
+"""Seconds a delivered notification may go unacknowledged before JetStream redelivers it (a
+worker killed with notifications in hand: they come back this much later). A delivery is one
+short transaction; one slower than this is delivered twice, and the inbox makes that once."""
+BATCH = 10
+"""Notifications fetched at a time: at most this many wait for `ACK_WAIT` after a crash."""
 DUPLICATE_WINDOW = 120.0
 
 
@@ -162,7 +166,7 @@ class JetStreamConsumer:
             try:
                 if subscription is None:
                     subscription = await self._subscribe()
-                messages = await subscription.fetch(batch=50, timeout=1.0)
+                messages = await subscription.fetch(batch=BATCH, timeout=1.0)
             except (TimeoutError, nats.errors.TimeoutError):
                 continue
             except asyncio.CancelledError:
